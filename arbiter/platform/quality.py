@@ -1,0 +1,105 @@
+"""Data-quality rules over normalised tables: plain functions, reused by Dagster asset checks.
+
+Each rule returns a ``RuleOutcome``: whether it passed, the number of offending rows or markets,
+and a small breakdown for the check's metadata. Hard rules (duplicates, order, crossed books) must
+hold after normalisation, which quarantines such rows; soft rules (staleness, gaps, outliers)
+describe the feed and warn, because a stale venue is a fact to trade around, not bad data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+MARKET = ("venue", "market", "symbol")
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    passed: bool
+    offending: int
+    detail: dict[str, float | int | str] = field(default_factory=dict)
+
+
+def _by_market(frame: pl.DataFrame, flag: pl.Expr) -> dict[str, int]:
+    counts = (
+        frame.filter(flag)
+        .group_by(MARKET)
+        .len()
+        .sort("len", descending=True)
+        .head(10)
+    )
+    return {"/".join(str(v) for v in row[:3]): int(row[3]) for row in counts.iter_rows()}
+
+
+def duplicates(quotes: pl.DataFrame) -> RuleOutcome:
+    """No venue update may appear twice for one market (rows without a venue ``seq`` are exempt)."""
+    dup = pl.col("seq").is_not_null() & pl.struct([*MARKET, "seq"]).is_duplicated()
+    n = quotes.select(dup.sum()).item()
+    return RuleOutcome(n == 0, n, _by_market(quotes, dup))
+
+
+def out_of_order(quotes: pl.DataFrame) -> RuleOutcome:
+    """In receive order, each market's venue ``seq`` never goes backwards."""
+    back = (pl.col("seq") < pl.col("seq").shift(1).over(list(MARKET))).fill_null(False)
+    ordered = quotes.sort("recv_ts", maintain_order=True)
+    n = ordered.select(back.sum()).item()
+    return RuleOutcome(n == 0, n, _by_market(ordered, back))
+
+
+def crossed(quotes: pl.DataFrame) -> RuleOutcome:
+    """A venue's own best bid is always below its best ask."""
+    bad = (pl.col("bid") >= pl.col("ask")).fill_null(False)
+    n = quotes.select(bad.sum()).item()
+    return RuleOutcome(n == 0, n, _by_market(quotes, bad))
+
+
+def stale(quotes: pl.DataFrame, max_unchanged_s: float = 10.0) -> RuleOutcome:
+    """Markets whose book stayed frozen (same bid, ask and sizes) longer than ``max_unchanged_s``."""
+    runs = _unchanged_runs(quotes)
+    worst = runs.filter(pl.col("seconds") > max_unchanged_s)
+    detail = {"/".join(map(str, r[:3])): round(r[3], 1) for r in worst.sort("seconds", descending=True).head(10).iter_rows()}
+    return RuleOutcome(worst.is_empty(), worst.height, {"threshold_s": max_unchanged_s, **detail})
+
+
+def gaps(quotes: pl.DataFrame, max_gap_s: float = 5.0) -> RuleOutcome:
+    """Silences longer than ``max_gap_s`` between consecutive updates of a market (outages)."""
+    gap_s = (pl.col("recv_ts").diff().over(list(MARKET)).dt.total_microseconds() / 1e6).alias("gap_s")
+    g = quotes.sort("recv_ts", maintain_order=True).select(*MARKET, gap_s).filter(pl.col("gap_s") > max_gap_s)
+    detail = {"/".join(map(str, r[:3])): round(r[3], 1) for r in g.sort("gap_s", descending=True).head(10).iter_rows()}
+    return RuleOutcome(g.is_empty(), g.height, {"threshold_s": max_gap_s, **detail})
+
+
+def outliers(quotes: pl.DataFrame, max_deviation_bps: float = 500.0) -> RuleOutcome:
+    """Quotes whose mid is far from that market's own median mid for the partition."""
+    mid = (pl.col("bid") + pl.col("ask")) / 2
+    deviation = ((mid / mid.median().over(list(MARKET)) - 1).abs() * 1e4).fill_null(0.0)
+    flag = deviation > max_deviation_bps
+    n = quotes.select(flag.sum()).item()
+    return RuleOutcome(n == 0, n, {"threshold_bps": max_deviation_bps, **_by_market(quotes, flag)})
+
+
+def _unchanged_runs(quotes: pl.DataFrame) -> pl.DataFrame:
+    """For each run of identical consecutive books in a market, how long it lasted."""
+    book = ["bid", "ask", "bid_size", "ask_size"]
+    changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1).over(list(MARKET))) for c in book])
+    return (
+        quotes.sort("recv_ts", maintain_order=True)
+        .with_columns(_run=changed.cast(pl.UInt32).cum_sum().over(list(MARKET)))
+        .group_by([*MARKET, "_run"])
+        .agg(seconds=(pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds() / 1e6)
+        .select(*MARKET, "seconds")
+    )
+
+
+QUOTE_RULES = {
+    "no_duplicate_updates": duplicates,
+    "in_sequence_order": out_of_order,
+    "no_crossed_books": crossed,
+    "no_stale_books": stale,
+    "no_feed_gaps": gaps,
+    "no_price_outliers": outliers,
+}
+# Rules that describe the venue rather than our processing: they warn instead of failing.
+SOFT_RULES = frozenset({"no_stale_books", "no_feed_gaps", "no_price_outliers"})

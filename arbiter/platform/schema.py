@@ -1,0 +1,175 @@
+"""The data contract: one Arrow schema per lake table, declared once.
+
+Every writer validates against these schemas at the lake boundary (``conform``) and a test pins
+them, so a change here is a deliberate, reviewed change of the contract. A market is
+``(venue, market, symbol)``; timestamps are UTC nanoseconds; optional fields are nullable and
+never filled with invented values.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+UTC_NS = pa.timestamp("ns", tz="UTC")
+
+MARKET_TYPES = ("spot", "linear_perp", "inverse_perp", "future")
+TS_SOURCES = ("venue", "receive")
+SIDES = ("buy", "sell")
+
+
+def _f(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable)
+
+
+INSTRUMENTS = pa.schema(
+    [
+        _f("venue", pa.string()),
+        _f("market", pa.string()),
+        _f("symbol", pa.string()),
+        _f("base", pa.string()),
+        _f("quote", pa.string()),
+        _f("settle", pa.string(), nullable=True),
+        _f("contract_size", pa.float64(), nullable=True),
+        _f("price_precision", pa.int32()),
+        _f("size_precision", pa.int32()),
+        _f("tick_size", pa.float64()),
+        _f("lot_size", pa.float64()),
+        _f("min_notional", pa.float64(), nullable=True),
+        _f("maker_fee", pa.float64(), nullable=True),
+        _f("taker_fee", pa.float64(), nullable=True),
+        _f("withdraw_fee", pa.float64(), nullable=True),
+        _f("valid_from", UTC_NS),
+    ]
+)
+
+QUOTES = pa.schema(
+    [
+        _f("ts", UTC_NS),
+        _f("ts_source", pa.string()),
+        _f("recv_ts", UTC_NS),
+        _f("venue", pa.string()),
+        _f("market", pa.string()),
+        _f("symbol", pa.string()),
+        _f("channel", pa.string()),
+        _f("bid", pa.float64(), nullable=True),
+        _f("ask", pa.float64(), nullable=True),
+        _f("bid_size", pa.float64(), nullable=True),
+        _f("ask_size", pa.float64(), nullable=True),
+        _f("seq", pa.int64(), nullable=True),
+    ]
+)
+
+TRADES = pa.schema(
+    [
+        _f("ts", UTC_NS),
+        _f("ts_source", pa.string()),
+        _f("recv_ts", UTC_NS),
+        _f("venue", pa.string()),
+        _f("market", pa.string()),
+        _f("symbol", pa.string()),
+        _f("price", pa.float64()),
+        _f("size", pa.float64()),
+        _f("side", pa.string(), nullable=True),
+        _f("trade_id", pa.string()),
+    ]
+)
+
+DOCUMENTS = pa.schema(
+    [
+        _f("ts", UTC_NS),
+        _f("source", pa.string()),
+        _f("doc_id", pa.string()),
+        _f("title", pa.string(), nullable=True),
+        _f("body", pa.string()),
+        _f("url", pa.string(), nullable=True),
+    ]
+)
+
+LISTINGS = pa.schema(
+    [
+        _f("ts", UTC_NS),
+        _f("venue", pa.string()),
+        _f("listing_id", pa.string()),
+        _f("title", pa.string()),
+        _f("description", pa.string(), nullable=True),
+        _f("brand", pa.string(), nullable=True),
+        _f("price", pa.float64(), nullable=True),
+        _f("currency", pa.string(), nullable=True),
+        _f("image_uri", pa.string(), nullable=True),
+    ]
+)
+
+# One rejected raw record. ``target`` is the table it was meant for and ``field`` the offending
+# field where one can be named; ``raw`` keeps the original bytes so nothing is ever lost.
+QUARANTINE = pa.schema(
+    [
+        _f("target", pa.string()),
+        _f("source", pa.string()),
+        _f("partition", pa.string()),
+        _f("reason", pa.string()),
+        _f("field", pa.string(), nullable=True),
+        _f("raw", pa.binary()),
+    ]
+)
+
+CONTRACT: dict[str, pa.Schema] = {
+    "instruments": INSTRUMENTS,
+    "quotes": QUOTES,
+    "trades": TRADES,
+    "documents": DOCUMENTS,
+    "listings": LISTINGS,
+    "quarantine": QUARANTINE,
+}
+
+
+class SchemaMismatch(ValueError):
+    """Data offered for a table does not match its declared schema.
+
+    The message names the table, the partition and the column, so the failing writer is obvious
+    from one line of a log.
+    """
+
+    def __init__(self, table: str, partition: str, column: str, problem: str):
+        self.table, self.partition, self.column, self.problem = table, partition, column, problem
+        super().__init__(f"table {table!r}, partition {partition!r}, column {column!r}: {problem}")
+
+
+def _family(t: pa.DataType) -> str:
+    """The logical type family: the physical flavours a writer may hand over for one logical type."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "binary"
+    if pa.types.is_dictionary(t):
+        return _family(t.value_type)
+    return str(t)
+
+
+def conform(frame: pl.DataFrame, schema: pa.Schema, *, name: str, partition: str) -> pl.DataFrame:
+    """Return ``frame`` with exactly the columns of ``schema``, in order, or raise ``SchemaMismatch``.
+
+    Column order may differ and text may come in any flavour (a Polars ``Categorical`` stays
+    dictionary-encoded, which is how Parquet stores it anyway); an all-null column takes the
+    declared type. Anything else — a missing or extra column, another type, a null in a required
+    field — is a contract violation, never patched quietly.
+    """
+    extra = [c for c in frame.columns if c not in schema.names]
+    if extra:
+        raise SchemaMismatch(name, partition, extra[0], "column is not in the table's schema")
+    missing = [f for f in schema if f.name not in frame.columns]
+    if missing:
+        raise SchemaMismatch(name, partition, missing[0].name, f"missing (expected {missing[0].type})")
+    have = frame.select(schema.names).head(0).to_arrow().schema
+    declared = pl.from_arrow(schema.empty_table()).schema
+    nulls = frame.select(schema.names).null_count().row(0, named=True)
+    casts = []
+    for field in schema:
+        got = have.field(field.name).type
+        if pa.types.is_null(got):
+            casts.append(pl.col(field.name).cast(declared[field.name]))
+        elif _family(got) != _family(field.type):
+            raise SchemaMismatch(name, partition, field.name, f"expected {field.type}, got {got}")
+        if nulls[field.name] and not field.nullable:
+            raise SchemaMismatch(name, partition, field.name, f"{nulls[field.name]} null(s) in a required field")
+    return frame.select(schema.names).with_columns(casts) if casts else frame.select(schema.names)

@@ -1,0 +1,43 @@
+"""Every setting arbiter reads, in one place, with defaults that run the demo.
+
+Settings come from the environment only (never from files in the lake), so the same code runs
+the embedded default and production; the README lists each one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw not in (None, "") else default
+    except ValueError as exc:
+        raise ValueError(f"setting {name}={raw!r} is not a number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake: str  # local folder or s3://bucket/prefix
+    dagster_home: Path
+    s3_endpoint: str | None
+    sim_seed: int
+    sim_rate_scale: float
+    demo_hours: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        lake = os.environ.get("ARBITER_LAKE") or "lake"
+        if "://" not in lake:
+            lake = str(Path(lake).expanduser().resolve())
+        return cls(
+            lake=lake,
+            dagster_home=Path(os.environ.get("DAGSTER_HOME") or ".dagster").expanduser().resolve(),
+            s3_endpoint=os.environ.get("ARBITER_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None,
+            sim_seed=int(_float("ARBITER_SIM_SEED", 7)),
+            sim_rate_scale=_float("ARBITER_SIM_RATE_SCALE", 1.0),
+            demo_hours=int(_float("ARBITER_DEMO_HOURS", 6)),
+        )

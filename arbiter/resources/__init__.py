@@ -1,0 +1,23 @@
+"""Dagster resources wrapping platform pieces, all chosen in one place (``build_resources``)."""
+
+from arbiter.platform.settings import Settings
+from arbiter.resources.io_manager import LakeIOManager
+from arbiter.resources.lake import DuckDBResource, LakeResource, SimulatorResource
+
+
+def build_resources(settings: Settings | None = None) -> dict:
+    """The resources for the environment described by ``settings`` (default: the process environment).
+
+    The lake is the same class whether its root is a local folder or an ``s3://`` prefix.
+    """
+    settings = settings or Settings.from_env()
+    lake = LakeResource(root=settings.lake, s3_endpoint=settings.s3_endpoint)
+    return {
+        "io_manager": LakeIOManager(lake=lake),
+        "lake": lake,
+        "duckdb": DuckDBResource(lake=lake),
+        "simulator_settings": SimulatorResource(seed=settings.sim_seed, rate_scale=settings.sim_rate_scale),
+    }
+
+
+__all__ = ["DuckDBResource", "LakeIOManager", "LakeResource", "SimulatorResource", "build_resources"]
