@@ -6,19 +6,21 @@ alone. Loaded by ``workspace.yaml`` (``python_module: arbiter.definitions``).
 import dagster as dg
 
 from arbiter import assets
+from arbiter.platform.settings import Settings
 from arbiter.resources import build_resources
 from arbiter.sensors.schedules import daily_stats_job, ingest_hourly, ingest_simulator_job, stats_daily
 
 
-def build_definitions(stage_assets: list | None = None) -> dg.Definitions:
-    """Definitions for the given assets (default: all of them) with the environment's resources."""
+def build_definitions(stage_assets: list | None = None, settings: Settings | None = None) -> dg.Definitions:
+    """Definitions for the given assets (default: all of them) with the resources ``settings``
+    describe (default: the process environment's)."""
     selected = assets.ALL if stage_assets is None else stage_assets
     full = stage_assets is None
     return dg.Definitions(
         assets=selected,
         jobs=[ingest_simulator_job, daily_stats_job] if full else [],
         schedules=[ingest_hourly, stats_daily] if full else [],
-        resources=build_resources(),
+        resources=build_resources(settings),
     )
 
 

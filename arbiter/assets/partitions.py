@@ -5,4 +5,6 @@ import dagster as dg
 from arbiter.platform.sources.simulator import ORIGIN
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date=ORIGIN.strftime("%Y-%m-%d-%H:%M"), timezone="UTC")
-DAILY = dg.DailyPartitionsDefinition(start_date=ORIGIN.strftime("%Y-%m-%d"), timezone="UTC")
+# Days include the current one (end_offset=1): today's stats so far are worth having, and a later
+# run replaces the partition wholly.
+DAILY = dg.DailyPartitionsDefinition(start_date=ORIGIN.strftime("%Y-%m-%d"), timezone="UTC", end_offset=1)

@@ -1,0 +1,226 @@
+"""The ``arbiter`` command. Its commands and output shapes are a contract (see the README).
+
+Progress and logs go to stderr, results to stdout; a failure exits non-zero with one line on
+stderr that names what failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import duckdb
+from rich.console import Console
+
+from arbiter.platform.lake import Lake, LakeError
+from arbiter.platform.schema import SchemaMismatch
+from arbiter.platform.settings import Settings
+from arbiter.platform.sql import ReadOnlyViolation
+
+err = Console(stderr=True)
+
+
+def _settings(home: str | None, lake: str | None) -> Settings:
+    """The environment's settings with ``--home``/``--lake`` applied, exported for child processes."""
+    if home:
+        os.environ["DAGSTER_HOME"] = str(Path(home).expanduser().resolve())
+    if lake:
+        os.environ["ARBITER_LAKE"] = lake if "://" in lake else str(Path(lake).expanduser().resolve())
+    settings = Settings.from_env()
+    os.environ["ARBITER_LAKE"] = settings.lake
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    return settings
+
+
+home_option = click.option("--home", help="Dagster home (default: $DAGSTER_HOME or ./.dagster).")
+lake_option = click.option("--lake", help="Lake root: a folder or s3://bucket/prefix (default: $ARBITER_LAKE or ./lake).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """arbiter: cross-venue arbitrage on a lineage-tracked Parquet lake, orchestrated by Dagster."""
+
+
+@cli.command()
+@home_option
+@lake_option
+@click.option("--hours", type=int, default=None, help="Hours of history to build (default: $ARBITER_DEMO_HOURS or 6).")
+def demo(home: str | None, lake: str | None, hours: int | None) -> None:
+    """Build a demo history on the embedded defaults and print a summary."""
+    from arbiter.instance import open_instance
+    from arbiter.runner import materialize_selection
+
+    settings = _settings(home, lake)
+    if hours is not None:
+        settings = dataclasses.replace(settings, demo_hours=hours)
+    if settings.demo_hours < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--hours")
+    instance = open_instance(settings.dagster_home)
+    last = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    first = last - timedelta(hours=settings.demo_hours - 1)
+    window = f"{first:%Y-%m-%d-%H:%M}...{last:%Y-%m-%d-%H:%M}"
+    started = time.perf_counter()
+    with err.status("starting") as status:
+        outcomes = materialize_selection(
+            "*", root_partition=window, settings=settings, instance=instance,
+            on_run=lambda label: status.update(f"materialising {label}"),
+        )
+    for o in outcomes:
+        mark = "[green]ok[/]" if o.success else "[red]FAILED[/]"
+        err.print(f"{mark} {', '.join(o.asset_keys)}" + (f" [{o.partitions}]" if o.partitions else ""))
+    _print_summary(settings, outcomes, time.perf_counter() - started)
+    if not all(o.success for o in outcomes):
+        failed = [", ".join(o.asset_keys) for o in outcomes if not o.success]
+        raise click.ClickException(f"demo runs failed: {'; '.join(failed)} (see the runs in the UI)")
+
+
+def _print_summary(settings: Settings, outcomes, seconds: float) -> None:
+    from arbiter.platform import sql
+
+    lake = Lake(settings.lake)
+    con = sql.connect(lake)
+    counts = {t: con.execute(f'select count(*) from "{t}"').fetchall()[0][0] for t in lake.tables()}
+    failed = sorted({c for o in outcomes for c in o.failed_checks})
+    warned = sorted({c for o in outcomes for c in o.warned_checks})
+    width = max(map(len, counts), default=10)
+    lines = [f"arbiter demo: {len(outcomes)} runs in {seconds:.1f} s", "", "rows per table:"]
+    lines += [f"  {t:<{width}}  {n:>12,}" for t, n in counts.items()]
+    lines += [
+        "",
+        f"checks: {len(failed)} failed, {len(warned)} warning(s)" + (f" — failed: {', '.join(failed)}" if failed else ""),
+        f"lake:          {settings.lake}",
+        f"dagster home:  {settings.dagster_home}",
+        "",
+        "next:",
+        f"  arbiter sql \"select venue, market, symbol, count(*) from quotes group by all\" --lake {settings.lake}",
+        f"  arbiter ui --home {settings.dagster_home} --lake {settings.lake}",
+        f"  arbiter catalog arbiter.duckdb --lake {settings.lake}",
+    ]
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("selection")
+@click.option("--partition", help="A partition key, or START...END for a range (one run per range).")
+@home_option
+@lake_option
+def materialize(selection: str, partition: str | None, home: str | None, lake: str | None) -> None:
+    """Materialise SELECTION (Dagster selection syntax) in this process, recorded in the instance."""
+    from arbiter.instance import open_instance
+    from arbiter.runner import materialize_selection
+
+    settings = _settings(home, lake)
+    instance = open_instance(settings.dagster_home)
+    with err.status("starting") as status:
+        outcomes = materialize_selection(
+            selection, partition=partition, settings=settings, instance=instance,
+            on_run=lambda label: status.update(f"materialising {label}"),
+        )
+    if not outcomes:
+        raise click.ClickException(f"nothing to materialise for {selection!r}: no upstream partitions in the lake")
+    for o in outcomes:
+        click.echo(f"{'ok' if o.success else 'FAILED'}  run {o.run_id}  {', '.join(o.asset_keys)}"
+                   + (f"  [{o.partitions}]" if o.partitions else "")
+                   + (f"  failed checks: {', '.join(o.failed_checks)}" if o.failed_checks else ""))
+    if not all(o.success for o in outcomes):
+        raise click.ClickException("one or more runs failed")
+
+
+@cli.command("sql")
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the result here (required for parquet).")
+@lake_option
+def sql_command(query: str, fmt: str, output: str | None, lake: str | None) -> None:
+    """Run read-only SQL with DuckDB over a view per lake table (Hive keys are columns)."""
+    from arbiter.platform import sql
+
+    settings = _settings(None, lake)
+    relation = sql.query(Lake(settings.lake), query)
+    if relation is None:
+        raise click.ClickException("the query returned no result set")
+    frame = relation.pl()
+    if fmt == "parquet":
+        if not output:
+            raise click.BadParameter("parquet needs --output FILE", param_hint="--output")
+        frame.write_parquet(output)
+    elif fmt in ("csv", "json"):
+        text = frame.write_csv() if fmt == "csv" else frame.write_json()
+        if output:
+            Path(output).write_text(text)
+        else:
+            click.echo(text.rstrip("\n"))
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+            rendered = str(frame)
+        if output:
+            Path(output).write_text(rendered + "\n")
+        else:
+            click.echo(rendered)
+
+
+@cli.command()
+@click.argument("path", default="arbiter.duckdb", type=click.Path(dir_okay=False))
+@lake_option
+def catalog(path: str, lake: str | None) -> None:
+    """Write a DuckDB database of the lake's views (PATH, default ./arbiter.duckdb) for any DuckDB client."""
+    from arbiter.platform import sql
+
+    settings = _settings(None, lake)
+    names = sql.write_catalog(Lake(settings.lake), path)
+    click.echo(f"{path}: {len(names)} views ({', '.join(names)}) over {settings.lake}")
+
+
+@cli.command()
+@click.option("--only", help="Comma-separated figure names (see benchmarks/README.md).")
+def bench(only: str | None) -> None:
+    """Run the benchmarks; one JSON object per figure on stdout."""
+    from benchmarks import run_figures
+
+    run_figures(only.split(",") if only else None)
+
+
+@cli.command()
+@home_option
+@lake_option
+@click.option("--port", type=int, default=3000, show_default=True)
+def ui(home: str | None, lake: str | None, port: int) -> None:
+    """Open the Dagster UI (and daemon) on this Dagster home and lake."""
+    from arbiter.instance import ensure_home
+
+    settings = _settings(home, lake)
+    ensure_home(settings.dagster_home)
+    args = ["dagster", "dev", "-m", "arbiter.definitions", "-a", "defs", "-h", "127.0.0.1", "-p", str(port)]
+    err.print(f"Dagster UI on http://127.0.0.1:{port} (home {settings.dagster_home}, lake {settings.lake})")
+    os.execvp(args[0], args)
+
+
+USER_ERRORS = (LakeError, SchemaMismatch, ReadOnlyViolation, duckdb.Error, ValueError, FileNotFoundError)
+
+
+def main() -> None:
+    # Dagster flags beta parameters (backfill_policy, ...) at import; users cannot act on that.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"arbiter: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code or 1)
+    except USER_ERRORS as exc:
+        message = " ".join(str(exc).split())
+        click.echo(f"arbiter: {type(exc).__name__}: {message}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
