@@ -1,0 +1,33 @@
+"""Benchmarks: the measured figures. Each figure prints one JSON object per line on stdout:
+``{"figure": NAME, "value": x, "unit": "...", ...details}``. Names are fixed and listed with
+their units in benchmarks/README.md. Progress goes to stderr. Figures are medians of repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+
+from benchmarks import lake_figures
+
+# name -> function returning that figure's record (value, unit, details)
+FIGURES: dict[str, Callable[[], dict]] = {
+    "normalise_simulator_rows_per_s": lake_figures.normalise_simulator_rows_per_s,
+    "lake_write_rows_per_s": lake_figures.lake_write_rows_per_s,
+    "lake_read_rows_per_s": lake_figures.lake_read_rows_per_s,
+    "duckdb_quantiles_10m_s": lake_figures.duckdb_quantiles_10m_s,
+}
+
+
+def run_figures(only: Iterable[str] | None = None) -> None:
+    names = list(only) if only else list(FIGURES)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}")
+    try:
+        for name in names:
+            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            print(json.dumps({"figure": name, **FIGURES[name]()}), flush=True)
+    finally:
+        lake_figures.cleanup()

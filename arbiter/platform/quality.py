@@ -34,8 +34,10 @@ def _by_market(frame: pl.DataFrame, flag: pl.Expr) -> dict[str, int]:
 
 
 def duplicates(quotes: pl.DataFrame) -> RuleOutcome:
-    """No venue update may appear twice for one market (rows without a venue ``seq`` are exempt)."""
-    dup = pl.col("seq").is_not_null() & pl.struct([*MARKET, "seq"]).is_duplicated()
+    """No venue update may appear twice for one market (rows without a venue ``seq`` are exempt).
+
+    Counts the extra copies, not the first of each."""
+    dup = pl.col("seq").is_not_null() & ~pl.struct([*MARKET, "seq"]).is_first_distinct()
     n = quotes.select(dup.sum()).item()
     return RuleOutcome(n == 0, n, _by_market(quotes, dup))
 

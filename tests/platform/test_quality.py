@@ -1,0 +1,39 @@
+import polars as pl
+
+from arbiter.platform import quality
+from arbiter.platform.schema import QUOTES
+
+DEFAULT = {"ts": 0, "ts_source": "venue", "recv_ts": 0, "venue": "binance", "market": "spot", "symbol": "BTC-USDT",
+           "channel": "book_ticker", "bid": 100.0, "ask": 101.0, "bid_size": 1.0, "ask_size": 1.0, "seq": None}
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    """Quotes from partial rows; ``ts``/``recv_ts`` given in integer nanoseconds."""
+    return pl.DataFrame([{**DEFAULT, **r} for r in rows], schema=pl.from_arrow(QUOTES.empty_table()).schema
+                        | {"ts": pl.Int64, "recv_ts": pl.Int64})
+
+
+S = 1_000_000_000
+
+
+def test_clean_feed_passes_every_rule():
+    rows = [{"seq": i, "ts": i * S, "recv_ts": i * S, "bid": 100.0 + i % 2, "ask": 102.0 + i % 2} for i in range(20)]
+    clean = frame(rows).with_columns(pl.col("ts", "recv_ts").cast(pl.Datetime("ns", "UTC")))
+    assert clean.height == 20
+    for name, rule in quality.QUOTE_RULES.items():
+        assert rule(clean).passed, name
+
+
+def test_each_rule_catches_its_violation():
+    def f(rows):
+        return frame(rows).with_columns(pl.col("ts", "recv_ts").cast(pl.Datetime("ns", "UTC")))
+
+    base = [{"seq": i, "ts": i * S, "recv_ts": i * S, "bid": 100.0 + i % 2, "ask": 102.0} for i in range(5)]
+    assert quality.duplicates(f([*base, {**base[2], "recv_ts": 9 * S, "ts": 9 * S}])).offending == 1
+    assert quality.out_of_order(f([*base, {"seq": 1, "ts": 9 * S, "recv_ts": 9 * S}])).offending == 1
+    assert quality.crossed(f([*base, {"seq": 9, "bid": 3.0, "ask": 2.0}])).offending == 1
+    frozen = [{"seq": i, "ts": i * S, "recv_ts": i * S} for i in range(15)]
+    assert not quality.stale(f(frozen), max_unchanged_s=10).passed
+    assert quality.gaps(f([*base, {"seq": 9, "ts": 60 * S, "recv_ts": 60 * S}]), max_gap_s=5).offending == 1
+    spike = [{"seq": i, "ts": i * S, "recv_ts": i * S, "bid": 100.0, "ask": 101.0} for i in range(9)]
+    assert quality.outliers(f([*spike, {"seq": 9, "ts": 9 * S, "recv_ts": 9 * S, "bid": 300.0, "ask": 301.0}])).offending == 1

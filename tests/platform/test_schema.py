@@ -1,0 +1,96 @@
+"""The data contract is pinned here: changing a schema means changing this test, on purpose."""
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from arbiter.platform.schema import CONTRACT, QUOTES, SchemaMismatch, conform
+
+S, F, I64, I32, B = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.binary()
+TS = pa.timestamp("ns", tz="UTC")
+# (name, type, nullable) per table, exactly as DESIGN.md lists them.
+PINNED = {
+    "instruments": [
+        ("venue", S, False), ("market", S, False), ("symbol", S, False), ("base", S, False), ("quote", S, False),
+        ("settle", S, True), ("contract_size", F, True), ("price_precision", I32, False),
+        ("size_precision", I32, False), ("tick_size", F, False), ("lot_size", F, False),
+        ("min_notional", F, True), ("maker_fee", F, True), ("taker_fee", F, True), ("withdraw_fee", F, True),
+        ("valid_from", TS, False),
+    ],
+    "quotes": [
+        ("ts", TS, False), ("ts_source", S, False), ("recv_ts", TS, False), ("venue", S, False),
+        ("market", S, False), ("symbol", S, False), ("channel", S, False), ("bid", F, True), ("ask", F, True),
+        ("bid_size", F, True), ("ask_size", F, True), ("seq", I64, True),
+    ],
+    "trades": [
+        ("ts", TS, False), ("ts_source", S, False), ("recv_ts", TS, False), ("venue", S, False),
+        ("market", S, False), ("symbol", S, False), ("price", F, False), ("size", F, False), ("side", S, True),
+        ("trade_id", S, False),
+    ],
+    "documents": [
+        ("ts", TS, False), ("source", S, False), ("doc_id", S, False), ("title", S, True), ("body", S, False),
+        ("url", S, True),
+    ],
+    "listings": [
+        ("ts", TS, False), ("venue", S, False), ("listing_id", S, False), ("title", S, False),
+        ("description", S, True), ("brand", S, True), ("price", F, True), ("currency", S, True),
+        ("image_uri", S, True),
+    ],
+    "quarantine": [
+        ("target", S, False), ("source", S, False), ("partition", S, False), ("reason", S, False),
+        ("field", S, True), ("raw", B, False),
+    ],
+}
+
+
+@pytest.mark.parametrize("table", sorted(PINNED))
+def test_contract_is_pinned(table):
+    assert [(f.name, f.type, f.nullable) for f in CONTRACT[table]] == PINNED[table]
+
+
+def test_contract_has_exactly_the_design_tables():
+    assert set(CONTRACT) == set(PINNED)
+
+
+def _quote_row(**overrides) -> pl.DataFrame:
+    row = {
+        "ts": [1_700_000_000_000_000_000], "ts_source": ["venue"], "recv_ts": [1_700_000_000_000_100_000],
+        "venue": ["binance"], "market": ["spot"], "symbol": ["BTC-USDT"], "channel": ["book_ticker"],
+        "bid": [1.0], "ask": [2.0], "bid_size": [None], "ask_size": [3.0], "seq": [None],
+    }
+    frame = pl.DataFrame(row).with_columns(pl.col("ts", "recv_ts").cast(pl.Datetime("ns", "UTC")))
+    return frame.with_columns(**overrides) if overrides else frame
+
+
+def test_conform_orders_columns_and_types_all_null_columns():
+    frame = _quote_row().select(reversed(QUOTES.names))
+    out = conform(frame, QUOTES, name="quotes", partition="p")
+    assert out.columns == QUOTES.names
+    assert out.schema["bid_size"] == pl.Float64 and out.schema["seq"] == pl.Int64
+
+
+def test_conform_accepts_categorical_text():
+    out = conform(_quote_row(venue=pl.lit("binance", dtype=pl.Categorical)), QUOTES, name="quotes", partition="p")
+    assert out.get_column("venue").to_list() == ["binance"]
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "words"),
+    [
+        ({"bid": pl.lit("1.0")}, "bid", "expected double"),
+        ({"ts": pl.col("ts").dt.replace_time_zone(None)}, "ts", "expected timestamp[ns, tz=UTC]"),
+        ({"venue": pl.lit(None, dtype=pl.String)}, "venue", "null(s) in a required field"),
+        ({"extra": pl.lit(1)}, "extra", "not in the table's schema"),
+    ],
+)
+def test_conform_names_table_partition_and_column(change, column, words):
+    with pytest.raises(SchemaMismatch) as info:
+        conform(_quote_row(**change), QUOTES, name="quotes", partition="date=2026-11-20/hour=03")
+    message = str(info.value)
+    assert "'quotes'" in message and "'date=2026-11-20/hour=03'" in message and f"'{column}'" in message
+    assert words in message
+
+
+def test_conform_reports_missing_column():
+    with pytest.raises(SchemaMismatch, match="'seq': missing"):
+        conform(_quote_row().drop("seq"), QUOTES, name="quotes", partition="p")
