@@ -39,7 +39,9 @@ def _settings(home: str | None, lake: str | None) -> Settings:
 
 
 home_option = click.option("--home", help="Dagster home (default: $DAGSTER_HOME or ./.dagster).")
-lake_option = click.option("--lake", help="Lake root: a folder or s3://bucket/prefix (default: $ARBITER_LAKE or ./lake).")
+lake_option = click.option(
+    "--lake", help="Lake root: a folder or s3://bucket/prefix (default: $ARBITER_LAKE or ./lake)."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +70,10 @@ def demo(home: str | None, lake: str | None, hours: int | None) -> None:
     started = time.perf_counter()
     with err.status("starting") as status:
         outcomes = materialize_selection(
-            "*", root_partition=window, settings=settings, instance=instance,
+            "*",
+            root_partition=window,
+            settings=settings,
+            instance=instance,
             on_run=lambda label: status.update(f"materialising {label}"),
         )
     for o in outcomes:
@@ -93,12 +98,13 @@ def _print_summary(settings: Settings, outcomes, seconds: float) -> None:
     lines += [f"  {t:<{width}}  {n:>12,}" for t, n in counts.items()]
     lines += [
         "",
-        f"checks: {len(failed)} failed, {len(warned)} warning(s)" + (f" — failed: {', '.join(failed)}" if failed else ""),
+        f"checks: {len(failed)} failed, {len(warned)} warning(s)"
+        + (f" — failed: {', '.join(failed)}" if failed else ""),
         f"lake:          {settings.lake}",
         f"dagster home:  {settings.dagster_home}",
         "",
         "next:",
-        f"  arbiter sql \"select venue, market, symbol, count(*) from quotes group by all\" --lake {settings.lake}",
+        f'  arbiter sql "select venue, market, symbol, count(*) from quotes group by all" --lake {settings.lake}',
         f"  arbiter ui --home {settings.dagster_home} --lake {settings.lake}",
         f"  arbiter catalog arbiter.duckdb --lake {settings.lake}",
     ]
@@ -119,15 +125,20 @@ def materialize(selection: str, partition: str | None, home: str | None, lake: s
     instance = open_instance(settings.dagster_home)
     with err.status("starting") as status:
         outcomes = materialize_selection(
-            selection, partition=partition, settings=settings, instance=instance,
+            selection,
+            partition=partition,
+            settings=settings,
+            instance=instance,
             on_run=lambda label: status.update(f"materialising {label}"),
         )
     if not outcomes:
         raise click.ClickException(f"nothing to materialise for {selection!r}: no upstream partitions in the lake")
     for o in outcomes:
-        click.echo(f"{'ok' if o.success else 'FAILED'}  run {o.run_id}  {', '.join(o.asset_keys)}"
-                   + (f"  [{o.partitions}]" if o.partitions else "")
-                   + (f"  failed checks: {', '.join(o.failed_checks)}" if o.failed_checks else ""))
+        click.echo(
+            f"{'ok' if o.success else 'FAILED'}  run {o.run_id}  {', '.join(o.asset_keys)}"
+            + (f"  [{o.partitions}]" if o.partitions else "")
+            + (f"  failed checks: {', '.join(o.failed_checks)}" if o.failed_checks else "")
+        )
     if not all(o.success for o in outcomes):
         raise click.ClickException("one or more runs failed")
 
@@ -159,7 +170,9 @@ def sql_command(query: str, fmt: str, output: str | None, lake: str | None) -> N
     else:
         import polars as pl
 
-        with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        with pl.Config(
+            tbl_rows=200, tbl_cols=50, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True
+        ):
             rendered = str(frame)
         if output:
             Path(output).write_text(rendered + "\n")

@@ -175,8 +175,13 @@ def _run(keys, partition_keys, resources, instance, on_run) -> RunOutcome:
         tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1]}
     on_run(f"{', '.join(names)}" + (f" [{label}]" if label else ""))
     result = dg.materialize(
-        assets.ALL, selection=keys, resources=resources, instance=instance, tags=tags,
-        run_config=QUIET, raise_on_error=False,
+        assets.ALL,
+        selection=keys,
+        resources=resources,
+        instance=instance,
+        tags=tags,
+        run_config=QUIET,
+        raise_on_error=False,
     )
     outcome = RunOutcome(result.run_id, result.success, names, label)
     for evaluation in result.get_asset_check_evaluations():

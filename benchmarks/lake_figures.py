@@ -92,9 +92,15 @@ def lake_write_rows_per_s() -> dict:
     target = Lake(_tempdir())
     seconds, _ = _median_time(lambda: target.write("quotes", quotes, time_partition(HOUR)))
     size = target.fs.get_file_info(target.file_path("quotes", time_partition(HOUR))).size
-    return {"value": round(quotes.height / seconds), "unit": "rows/s", "rows": quotes.height,
-            "median_s": round(seconds, 4), "bytes_per_row": round(size / quotes.height, 2),
-            "compression": "zstd(1)", "repeats": REPEATS}
+    return {
+        "value": round(quotes.height / seconds),
+        "unit": "rows/s",
+        "rows": quotes.height,
+        "median_s": round(seconds, 4),
+        "bytes_per_row": round(size / quotes.height, 2),
+        "compression": "zstd(1)",
+        "repeats": REPEATS,
+    }
 
 
 def lake_read_rows_per_s() -> dict:
@@ -102,8 +108,13 @@ def lake_read_rows_per_s() -> dict:
     part = time_partition(HOUR)
     rows = lake.read("quotes", [part]).height
     seconds, _ = _median_time(lambda: lake.read("quotes", [part]))
-    return {"value": round(rows / seconds), "unit": "rows/s", "rows": rows, "median_s": round(seconds, 4),
-            "repeats": REPEATS}
+    return {
+        "value": round(rows / seconds),
+        "unit": "rows/s",
+        "rows": rows,
+        "median_s": round(seconds, 4),
+        "repeats": REPEATS,
+    }
 
 
 @cache
@@ -140,5 +151,10 @@ def duckdb_quantiles_10m_s() -> dict:
         con.close()
 
     seconds, times = _median_time(once)
-    return {"value": round(seconds, 4), "unit": "s", "rows": rows, "threads": duckdb.connect().execute(
-        "select current_setting('threads')").fetchall()[0][0], "runs_s": [round(t, 4) for t in times]}
+    return {
+        "value": round(seconds, 4),
+        "unit": "s",
+        "rows": rows,
+        "threads": duckdb.connect().execute("select current_setting('threads')").fetchall()[0][0],
+        "runs_s": [round(t, 4) for t in times],
+    }

@@ -40,7 +40,10 @@ def run_arbiter(*args: str, env: dict[str, str] | None = None, check: bool = Tru
     """The real command line, in a child process, as a user runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "arbiter.cli", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"arbiter {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
@@ -76,13 +79,18 @@ def s3_server() -> S3Server:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(endpoint, process)
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-               "ARBITER_S3_ENDPOINT": endpoint}
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "ARBITER_S3_ENDPOINT": endpoint,
+        }
         yield S3Server(endpoint, env)
     finally:
         process.terminate()

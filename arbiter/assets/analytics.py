@@ -30,8 +30,11 @@ order by all
     partitions_def=DAILY,
     deps=[dg.AssetDep("quotes", partition_mapping=dg.TimeWindowPartitionMapping())],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[dg.AssetCheckSpec("spreads_positive", asset="market_stats_daily",
-                                   description="every market's median spread is above zero")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "spreads_positive", asset="market_stats_daily", description="every market's median spread is above zero"
+        )
+    ],
     description="Per market and day: quote count, hours covered, median and p99 spread in bps, venue "
     "latency, price range. Computed by DuckDB over the hourly quotes in the lake.",
 )
@@ -40,5 +43,8 @@ def market_stats_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     frames = {key: con.sql(DAILY_STATS_SQL, params=[key]).pl() for key in context.partition_keys}
     yield dg.Output(frames)
     bad = {k: f.filter(pl.col("spread_bps_p50") <= 0).height for k, f in frames.items()}
-    yield dg.AssetCheckResult(check_name="spreads_positive", passed=not any(bad.values()),
-                              metadata={"markets_with_nonpositive_spread": sum(bad.values())})
+    yield dg.AssetCheckResult(
+        check_name="spreads_positive",
+        passed=not any(bad.values()),
+        metadata={"markets_with_nonpositive_spread": sum(bad.values())},
+    )

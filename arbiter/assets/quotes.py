@@ -11,12 +11,17 @@ MAX_QUARANTINE_SHARE = 0.01
 
 QUOTE_CHECKS = [
     dg.AssetCheckSpec(
-        name, asset="quotes", description=(rule.__doc__ or "").strip().splitlines()[0],
+        name,
+        asset="quotes",
+        description=(rule.__doc__ or "").strip().splitlines()[0],
     )
     for name, rule in quality.QUOTE_RULES.items()
 ] + [
-    dg.AssetCheckSpec("quarantine_share_below_1pct", asset="quotes_quarantine",
-                      description="fewer than 1% of raw records were rejected"),
+    dg.AssetCheckSpec(
+        "quarantine_share_below_1pct",
+        asset="quotes_quarantine",
+        description="fewer than 1% of raw records were rejected",
+    ),
 ]
 
 
@@ -50,10 +55,14 @@ def normalised_quotes(context: dg.AssetExecutionContext, simulator_ticks: dict[s
     for r in results.values():
         for reason, n in r.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + n
-    yield dg.Output({k: r.rows for k, r in results.items()}, output_name="quotes",
-                    metadata={"quarantined": sum(reasons.values())})
-    yield dg.Output({k: r.quarantine for k, r in results.items()}, output_name="quotes_quarantine",
-                    metadata={"reasons": dg.MetadataValue.json(reasons)})
+    yield dg.Output(
+        {k: r.rows for k, r in results.items()}, output_name="quotes", metadata={"quarantined": sum(reasons.values())}
+    )
+    yield dg.Output(
+        {k: r.quarantine for k, r in results.items()},
+        output_name="quotes_quarantine",
+        metadata={"reasons": dg.MetadataValue.json(reasons)},
+    )
 
     for name, rule in quality.QUOTE_RULES.items():
         outcomes = {k: rule(r.rows) for k, r in results.items()}
@@ -63,10 +72,16 @@ def normalised_quotes(context: dg.AssetExecutionContext, simulator_ticks: dict[s
             check_name=name,
             passed=not failing,
             severity=dg.AssetCheckSeverity.WARN if name in quality.SOFT_RULES else dg.AssetCheckSeverity.ERROR,
-            metadata={"offending": sum(o.offending for o in outcomes.values()),
-                      "by_partition": dg.MetadataValue.json(failing)},
+            metadata={
+                "offending": sum(o.offending for o in outcomes.values()),
+                "by_partition": dg.MetadataValue.json(failing),
+            },
         )
     raw_rows = sum(raw.height for raw in simulator_ticks.values())
     share = sum(reasons.values()) / raw_rows if raw_rows else 0.0
-    yield dg.AssetCheckResult(asset_key="quotes_quarantine", check_name="quarantine_share_below_1pct",
-                              passed=share < MAX_QUARANTINE_SHARE, metadata={"share": share})
+    yield dg.AssetCheckResult(
+        asset_key="quotes_quarantine",
+        check_name="quarantine_share_below_1pct",
+        passed=share < MAX_QUARANTINE_SHARE,
+        metadata={"share": share},
+    )

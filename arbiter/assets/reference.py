@@ -7,10 +7,14 @@ from arbiter.platform.sources import simulator
 from arbiter.resources.lake import SimulatorResource
 
 INSTRUMENT_CHECKS = [
-    dg.AssetCheckSpec("one_row_per_market", asset="instruments",
-                      description="(venue, market, symbol) identifies one instrument"),
-    dg.AssetCheckSpec("tick_size_matches_precision", asset="instruments",
-                      description="tick_size is 10^-price_precision, so stored prices format back exactly"),
+    dg.AssetCheckSpec(
+        "one_row_per_market", asset="instruments", description="(venue, market, symbol) identifies one instrument"
+    ),
+    dg.AssetCheckSpec(
+        "tick_size_matches_precision",
+        asset="instruments",
+        description="tick_size is 10^-price_precision, so stored prices format back exactly",
+    ),
 ]
 
 

@@ -28,8 +28,11 @@ from arbiter.resources.lake import SimulatorResource
     partitions_def=HOURLY,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
-        dg.AssetCheckSpec("every_market_reports", asset="simulator_ticks",
-                          description="each simulated venue-market sent messages in every hour"),
+        dg.AssetCheckSpec(
+            "every_market_reports",
+            asset="simulator_ticks",
+            description="each simulated venue-market sent messages in every hour",
+        ),
     ],
 )
 def simulator_snapshots(context: dg.AssetExecutionContext, simulator_settings: SimulatorResource):
@@ -42,13 +45,17 @@ def simulator_snapshots(context: dg.AssetExecutionContext, simulator_settings: S
     yield dg.Output(truth, output_name="simulated_arbitrage")
     expected = {(v.venue, v.market, v.native_symbol(a.base)) for v in cfg.venues for a in cfg.assets}
     silent = {
-        key: sorted("/".join(m) for m in expected - set(frame.select("venue", "market", "native_symbol")
-                                                       .unique().cast(pl.String).iter_rows()))
+        key: sorted(
+            "/".join(m)
+            for m in expected
+            - set(frame.select("venue", "market", "native_symbol").unique().cast(pl.String).iter_rows())
+        )
         for key, frame in ticks.items()
     }
     silent = {k: v for k, v in silent.items() if v}
-    yield dg.AssetCheckResult(check_name="every_market_reports", passed=not silent,
-                              metadata={"silent_markets": dg.MetadataValue.json(silent)})
+    yield dg.AssetCheckResult(
+        check_name="every_market_reports", passed=not silent, metadata={"silent_markets": dg.MetadataValue.json(silent)}
+    )
 
 
 def simulate_hour_for(partition_key: str, cfg: simulator.SimulatorConfig) -> simulator.SimulatedHour:

@@ -21,7 +21,6 @@ QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "EUR", "GBP", "J
 _KRAKEN_LEGACY = re.compile(r"^([XZ][A-Z]{3})([XZ][A-Z]{3})$")  # XXBTZUSD
 
 
-
 class UnknownSymbol(ValueError):
     pass
 
@@ -62,7 +61,9 @@ class Normalised:
         return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
 
 
-def _quarantine(rejected: pl.DataFrame, raw_columns: list[str], *, target: str, source: str, partition: str) -> pl.DataFrame:
+def _quarantine(
+    rejected: pl.DataFrame, raw_columns: list[str], *, target: str, source: str, partition: str
+) -> pl.DataFrame:
     """Rejected rows in the quarantine contract, each keeping its original record as JSON bytes."""
     return rejected.select(
         pl.lit(target).alias("target"),
@@ -100,38 +101,51 @@ def quotes_from_simulator(raw: pl.DataFrame, *, source: str = "simulator", parti
     frame = frame.with_columns(_ok=~pl.any_horizontal("_unknown", "_unparseable", "_repeat", "_crossed"))
 
     recv_ts = pl.col("recv_ns").cast(pl.Datetime("ns", "UTC"))
-    unit_ns = pl.col("event_time_unit").cast(pl.String).replace_strict(
-        {"ms": 1_000_000, "us": 1_000, "ns": 1}, default=None, return_dtype=pl.Int64
+    unit_ns = (
+        pl.col("event_time_unit")
+        .cast(pl.String)
+        .replace_strict({"ms": 1_000_000, "us": 1_000, "ns": 1}, default=None, return_dtype=pl.Int64)
     )
     has_event_time = pl.col("event_time").is_not_null()
     # Select the contract's columns before filtering: the raw text columns are not carried along.
-    rows = frame.select(
-        ts=pl.when(has_event_time).then((pl.col("event_time") * unit_ns).cast(pl.Datetime("ns", "UTC"))).otherwise(recv_ts),
-        ts_source=pl.when(has_event_time).then(pl.lit("venue")).otherwise(pl.lit("receive")).cast(pl.Categorical),
-        recv_ts=recv_ts,
-        venue="venue",
-        market="market",
-        symbol="symbol",
-        channel=pl.lit("book_ticker", dtype=pl.Categorical),
-        bid="bid",
-        ask="ask",
-        bid_size="bid_size",
-        ask_size="ask_size",
-        seq="update_id",
-        _ok="_ok",
-    ).filter("_ok").drop("_ok")
+    rows = (
+        frame.select(
+            ts=pl.when(has_event_time)
+            .then((pl.col("event_time") * unit_ns).cast(pl.Datetime("ns", "UTC")))
+            .otherwise(recv_ts),
+            ts_source=pl.when(has_event_time).then(pl.lit("venue")).otherwise(pl.lit("receive")).cast(pl.Categorical),
+            recv_ts=recv_ts,
+            venue="venue",
+            market="market",
+            symbol="symbol",
+            channel=pl.lit("book_ticker", dtype=pl.Categorical),
+            bid="bid",
+            ask="ask",
+            bid_size="bid_size",
+            ask_size="ask_size",
+            seq="update_id",
+            _ok="_ok",
+        )
+        .filter("_ok")
+        .drop("_ok")
+    )
 
     rejected = frame.filter(~pl.col("_ok")).with_columns(
-        _reason=pl.when("_unknown").then(pl.lit("unknown_symbol"))
-        .when("_unparseable").then(pl.lit("unparseable"))
-        .when("_duplicate").then(pl.lit("duplicate"))
-        .when("_repeat").then(pl.lit("out_of_order"))
+        _reason=pl.when("_unknown")
+        .then(pl.lit("unknown_symbol"))
+        .when("_unparseable")
+        .then(pl.lit("unparseable"))
+        .when("_duplicate")
+        .then(pl.lit("duplicate"))
+        .when("_repeat")
+        .then(pl.lit("out_of_order"))
         .otherwise(pl.lit("crossed_book")),
-        _field=pl.when("_unknown").then(pl.lit("symbol"))
-        .when("_unparseable").then(
-            pl.coalesce([pl.when(bad).then(pl.lit(name)) for name, bad in unparseable.items()])
-        )
-        .when("_repeat").then(pl.lit("seq"))
+        _field=pl.when("_unknown")
+        .then(pl.lit("symbol"))
+        .when("_unparseable")
+        .then(pl.coalesce([pl.when(bad).then(pl.lit(name)) for name, bad in unparseable.items()]))
+        .when("_repeat")
+        .then(pl.lit("seq"))
         .otherwise(pl.lit("bid")),
     )
     return Normalised(rows, _quarantine(rejected, raw.columns, target="quotes", source=source, partition=partition))

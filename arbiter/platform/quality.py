@@ -23,13 +23,7 @@ class RuleOutcome:
 
 
 def _by_market(frame: pl.DataFrame, flag: pl.Expr) -> dict[str, int]:
-    counts = (
-        frame.filter(flag)
-        .group_by(MARKET)
-        .len()
-        .sort("len", descending=True)
-        .head(10)
-    )
+    counts = frame.filter(flag).group_by(MARKET).len().sort("len", descending=True).head(10)
     return {"/".join(str(v) for v in row[:3]): int(row[3]) for row in counts.iter_rows()}
 
 
@@ -61,7 +55,9 @@ def stale(quotes: pl.DataFrame, max_unchanged_s: float = 10.0) -> RuleOutcome:
     """Markets whose book stayed frozen (same bid, ask and sizes) longer than ``max_unchanged_s``."""
     runs = _unchanged_runs(quotes)
     worst = runs.filter(pl.col("seconds") > max_unchanged_s)
-    detail = {"/".join(map(str, r[:3])): round(r[3], 1) for r in worst.sort("seconds", descending=True).head(10).iter_rows()}
+    detail = {
+        "/".join(map(str, r[:3])): round(r[3], 1) for r in worst.sort("seconds", descending=True).head(10).iter_rows()
+    }
     return RuleOutcome(worst.is_empty(), worst.height, {"threshold_s": max_unchanged_s, **detail})
 
 

@@ -56,9 +56,7 @@ def _metadata(result: WriteResult, frame: pl.DataFrame) -> dict[str, typing.Any]
         "dagster/row_count": result.rows,
         "bytes": result.bytes,
         "path": dg.MetadataValue.path(result.uri),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(f.name, str(f.type)) for f in result.schema]
-        ),
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in result.schema]),
         "preview": dg.MetadataValue.md(_markdown(frame)),
     }
 

@@ -22,7 +22,9 @@ daily_stats_job = dg.define_asset_job(
 
 # Stopped by default: the embedded demo builds history on demand; turn these on in the UI to
 # keep the lake current.
-ingest_hourly = dg.build_schedule_from_partitioned_job(ingest_simulator_job, minute_of_hour=5,
-                                                       default_status=dg.DefaultScheduleStatus.STOPPED)
-stats_daily = dg.build_schedule_from_partitioned_job(daily_stats_job, hour_of_day=0, minute_of_hour=30,
-                                                     default_status=dg.DefaultScheduleStatus.STOPPED)
+ingest_hourly = dg.build_schedule_from_partitioned_job(
+    ingest_simulator_job, minute_of_hour=5, default_status=dg.DefaultScheduleStatus.STOPPED
+)
+stats_daily = dg.build_schedule_from_partitioned_job(
+    daily_stats_job, hour_of_day=0, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.STOPPED
+)

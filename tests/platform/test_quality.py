@@ -3,14 +3,28 @@ import polars as pl
 from arbiter.platform import quality
 from arbiter.platform.schema import QUOTES
 
-DEFAULT = {"ts": 0, "ts_source": "venue", "recv_ts": 0, "venue": "binance", "market": "spot", "symbol": "BTC-USDT",
-           "channel": "book_ticker", "bid": 100.0, "ask": 101.0, "bid_size": 1.0, "ask_size": 1.0, "seq": None}
+DEFAULT = {
+    "ts": 0,
+    "ts_source": "venue",
+    "recv_ts": 0,
+    "venue": "binance",
+    "market": "spot",
+    "symbol": "BTC-USDT",
+    "channel": "book_ticker",
+    "bid": 100.0,
+    "ask": 101.0,
+    "bid_size": 1.0,
+    "ask_size": 1.0,
+    "seq": None,
+}
 
 
 def frame(rows: list[dict]) -> pl.DataFrame:
     """Quotes from partial rows; ``ts``/``recv_ts`` given in integer nanoseconds."""
-    return pl.DataFrame([{**DEFAULT, **r} for r in rows], schema=pl.from_arrow(QUOTES.empty_table()).schema
-                        | {"ts": pl.Int64, "recv_ts": pl.Int64})
+    return pl.DataFrame(
+        [{**DEFAULT, **r} for r in rows],
+        schema=pl.from_arrow(QUOTES.empty_table()).schema | {"ts": pl.Int64, "recv_ts": pl.Int64},
+    )
 
 
 S = 1_000_000_000
@@ -36,4 +50,7 @@ def test_each_rule_catches_its_violation():
     assert not quality.stale(f(frozen), max_unchanged_s=10).passed
     assert quality.gaps(f([*base, {"seq": 9, "ts": 60 * S, "recv_ts": 60 * S}]), max_gap_s=5).offending == 1
     spike = [{"seq": i, "ts": i * S, "recv_ts": i * S, "bid": 100.0, "ask": 101.0} for i in range(9)]
-    assert quality.outliers(f([*spike, {"seq": 9, "ts": 9 * S, "recv_ts": 9 * S, "bid": 300.0, "ask": 301.0}])).offending == 1
+    assert (
+        quality.outliers(f([*spike, {"seq": 9, "ts": 9 * S, "recv_ts": 9 * S, "bid": 300.0, "ask": 301.0}])).offending
+        == 1
+    )

@@ -42,8 +42,11 @@ def test_injected_faults_are_present():
     with_ids = raw.filter(pl.col("update_id").is_not_null())
     assert with_ids.select(pl.struct("venue", "market", "native_symbol", "update_id").is_duplicated().any()).item()
     assert (raw["ask_px"] == "").any()  # corrupt messages
-    gaps = raw.filter(pl.col("venue") == "binance").group_by("market", "native_symbol").agg(
-        pl.col("recv_ns").sort().diff().max().alias("gap"))
+    gaps = (
+        raw.filter(pl.col("venue") == "binance")
+        .group_by("market", "native_symbol")
+        .agg(pl.col("recv_ns").sort().diff().max().alias("gap"))
+    )
     assert (gaps["gap"] > 5e9).any()  # an outage of several seconds
 
 
@@ -57,8 +60,11 @@ def test_dislocations_are_ground_truth_and_visible_in_prices():
         mid=(pl.col("bid_px").cast(pl.Float64, strict=False) + pl.col("ask_px").cast(pl.Float64, strict=False)) / 2,
     )
     base = {"BTC": "BTC", "ETH": "ETH", "SOL": "SOL"}[w["base"]]
-    inside = raw.filter((pl.col("t") > lo + timedelta(milliseconds=300)) & (pl.col("t") < hi)
-                        & pl.col("native_symbol").cast(pl.String).str.contains(base.replace("BTC", "(BTC|XBT)")))
+    inside = raw.filter(
+        (pl.col("t") > lo + timedelta(milliseconds=300))
+        & (pl.col("t") < hi)
+        & pl.col("native_symbol").cast(pl.String).str.contains(base.replace("BTC", "(BTC|XBT)"))
+    )
     moved = inside.filter((pl.col("venue") == w["venue"]) & (pl.col("market") == w["market"]))["mid"].median()
     others = inside.filter((pl.col("venue") != w["venue"]) & (pl.col("market") == "spot"))["mid"].median()
     gap_bps = (moved / others - 1) * 1e4
@@ -71,7 +77,8 @@ def test_stored_prices_format_back_to_the_venue_strings():
     ref = instruments(CFG).select("venue", "market", "base", "price_precision", "size_precision")
     sample = raw.with_columns(
         base=pl.col("native_symbol").cast(pl.String).str.extract(r"^(BTC|XBT|ETH|SOL)").replace({"XBT": "BTC"}),
-        venue=pl.col("venue").cast(pl.String), market=pl.col("market").cast(pl.String),
+        venue=pl.col("venue").cast(pl.String),
+        market=pl.col("market").cast(pl.String),
     ).join(ref, on=["venue", "market", "base"])
     assert sample.height == raw.height
     for row in sample.iter_rows(named=True):

@@ -12,8 +12,16 @@ def lake(tmp_path) -> Lake:
     lake = Lake(str(tmp_path / "lake"))
     lake.write("quotes", quotes(3), PART)
     lake.write("quotes", quotes(2), {"date": "2026-11-20", "hour": "04"})
-    q = pl.DataFrame({"target": ["quotes"], "source": ["sim"], "partition": ["p"], "reason": ["duplicate"],
-                      "field": ["seq"], "raw": [b"{}"]})
+    q = pl.DataFrame(
+        {
+            "target": ["quotes"],
+            "source": ["sim"],
+            "partition": ["p"],
+            "reason": ["duplicate"],
+            "field": ["seq"],
+            "raw": [b"{}"],
+        }
+    )
     lake.write("quarantine", q, {"target": "quotes", **PART})
     lake.write("quarantine", q.with_columns(target=pl.lit("instruments")), {"target": "instruments"})
     return lake
@@ -29,8 +37,18 @@ def test_tables_with_different_partition_keys_union_by_name(lake):
     assert rows == [("instruments", None), ("quotes", "03")]
 
 
-@pytest.mark.parametrize("statement", ["copy (select 1) to 'x.csv'", "create table t as select 1", "drop view quotes",
-                                       "attach 'x.db'", "install httpfs", "set threads=1", "select 1; delete from quotes"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "copy (select 1) to 'x.csv'",
+        "create table t as select 1",
+        "drop view quotes",
+        "attach 'x.db'",
+        "install httpfs",
+        "set threads=1",
+        "select 1; delete from quotes",
+    ],
+)
 def test_only_queries_run(lake, statement):
     with pytest.raises(sql.ReadOnlyViolation):
         sql.query(lake, statement)

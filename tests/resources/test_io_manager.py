@@ -69,7 +69,7 @@ def env(tmp_path):
 
 
 def run(env, selection, **kwargs):
-    lake, resources, instance = env
+    _lake, resources, instance = env
     return dg.materialize(ASSETS, selection=selection, resources=resources, instance=instance, **kwargs)
 
 
@@ -90,23 +90,31 @@ def test_backfill_of_a_range_runs_once_and_records_each_partition(env):
     tags = {ASSET_PARTITION_RANGE_START_TAG: "2026-11-20-00:00", ASSET_PARTITION_RANGE_END_TAG: "2026-11-20-02:00"}
     result = run(env, ["ticks"], tags=tags)
     assert len(instance.get_runs()) == 1
-    counts = {m.partition: m.metadata["dagster/row_count"].value for m in result.asset_materializations_for_node("ticks")}
+    counts = {
+        m.partition: m.metadata["dagster/row_count"].value for m in result.asset_materializations_for_node("ticks")
+    }
     assert counts == {"2026-11-20-00:00": 1, "2026-11-20-01:00": 2, "2026-11-20-02:00": 3}
     assert lake.partitions("ticks") == [{"date": "2026-11-20", "hour": h} for h in ("00", "01", "02")]
 
 
 def test_rematerialising_replaces_the_partition(env):
     lake, _, _ = env
-    run(env, ["ticks"], tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-20-05:00",
-                              ASSET_PARTITION_RANGE_END_TAG: "2026-11-20-06:00"})
+    run(
+        env,
+        ["ticks"],
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-20-05:00", ASSET_PARTITION_RANGE_END_TAG: "2026-11-20-06:00"},
+    )
     run(env, ["ticks"], partition_key="2026-11-20-06:00")
     assert lake.read("ticks", [{"date": "2026-11-20", "hour": "06"}]).height == 1
 
 
 def test_downstream_loads_its_upstream_partitions(env):
     lake, _, _ = env
-    run(env, ["ticks"], tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-20-00:00",
-                              ASSET_PARTITION_RANGE_END_TAG: "2026-11-20-23:00"})
+    run(
+        env,
+        ["ticks"],
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-20-00:00", ASSET_PARTITION_RANGE_END_TAG: "2026-11-20-23:00"},
+    )
     run(env, ["daily_total", "daily_by_hour"], partition_key="2026-11-20")
     assert lake.read("daily_total").item() == sum(range(1, 25))
     by_hour = lake.read("daily_by_hour")

@@ -65,17 +65,69 @@ ASSETS = (
 )
 
 VENUES = (
-    Venue("binance", "spot", "{base}{quote}", "USDT", {"BTC": 2, "ETH": 2, "SOL": 2}, 5,
-          rate_hz=8, latency_ms=20, half_spread_bps=0.4, noise_bps=0.6, maker_fee=0.001, taker_fee=0.001),
-    Venue("binance", "linear_perp", "{base}{quote}", "USDT", {"BTC": 1, "ETH": 2, "SOL": 3}, 3,
-          rate_hz=10, latency_ms=15, half_spread_bps=0.3, noise_bps=0.5, basis_bps=3.0,
-          maker_fee=0.0002, taker_fee=0.0005, contract_size=1.0, settle="USDT"),
-    Venue("coinbase", "spot", "{base}-{quote}", "USDT", {"BTC": 2, "ETH": 2, "SOL": 2}, 8,
-          rate_hz=5, latency_ms=60, half_spread_bps=1.0, noise_bps=1.2, time_unit="us",
-          maker_fee=0.0015, taker_fee=0.0025),
-    Venue("kraken", "spot", "{base}/{quote}", "USDT", {"BTC": 1, "ETH": 2, "SOL": 2}, 8,
-          rate_hz=3, latency_ms=90, half_spread_bps=1.5, noise_bps=1.5, time_unit=None, has_seq=False,
-          native_bases={"BTC": "XBT"}, maker_fee=0.0016, taker_fee=0.0026),
+    Venue(
+        "binance",
+        "spot",
+        "{base}{quote}",
+        "USDT",
+        {"BTC": 2, "ETH": 2, "SOL": 2},
+        5,
+        rate_hz=8,
+        latency_ms=20,
+        half_spread_bps=0.4,
+        noise_bps=0.6,
+        maker_fee=0.001,
+        taker_fee=0.001,
+    ),
+    Venue(
+        "binance",
+        "linear_perp",
+        "{base}{quote}",
+        "USDT",
+        {"BTC": 1, "ETH": 2, "SOL": 3},
+        3,
+        rate_hz=10,
+        latency_ms=15,
+        half_spread_bps=0.3,
+        noise_bps=0.5,
+        basis_bps=3.0,
+        maker_fee=0.0002,
+        taker_fee=0.0005,
+        contract_size=1.0,
+        settle="USDT",
+    ),
+    Venue(
+        "coinbase",
+        "spot",
+        "{base}-{quote}",
+        "USDT",
+        {"BTC": 2, "ETH": 2, "SOL": 2},
+        8,
+        rate_hz=5,
+        latency_ms=60,
+        half_spread_bps=1.0,
+        noise_bps=1.2,
+        time_unit="us",
+        maker_fee=0.0015,
+        taker_fee=0.0025,
+    ),
+    Venue(
+        "kraken",
+        "spot",
+        "{base}/{quote}",
+        "USDT",
+        {"BTC": 1, "ETH": 2, "SOL": 2},
+        8,
+        rate_hz=3,
+        latency_ms=90,
+        half_spread_bps=1.5,
+        noise_bps=1.5,
+        time_unit=None,
+        has_seq=False,
+        native_bases={"BTC": "XBT"},
+        maker_fee=0.0016,
+        taker_fee=0.0026,
+    ),
 )
 
 # The raw snapshot's columns: what the venues sent, in their own terms, plus when it arrived.
@@ -195,8 +247,14 @@ def simulate_hour(start: datetime, cfg: SimulatorConfig = SimulatorConfig()) -> 
             mine = dislocations[targets == vi]
             frames.append(
                 _venue_messages(
-                    np.random.default_rng([cfg.seed, 2, ai, vi, hour]), cfg, venue, asset, latent, t0,
-                    mine, (signs[targets == vi] * sizes_bps[targets == vi]) if len(mine) else shift,
+                    np.random.default_rng([cfg.seed, 2, ai, vi, hour]),
+                    cfg,
+                    venue,
+                    asset,
+                    latent,
+                    t0,
+                    mine,
+                    (signs[targets == vi] * sizes_bps[targets == vi]) if len(mine) else shift,
                 )
             )
     raw = pl.concat([f for f in frames if f.height]).sort("recv_ns", maintain_order=True)
@@ -298,11 +356,21 @@ def instruments(cfg: SimulatorConfig = SimulatorConfig(), valid_from: datetime =
             d = v.price_decimals[a.base]
             rows.append(
                 {
-                    "venue": v.venue, "market": v.market, "symbol": f"{a.base}-{v.quote}", "base": a.base,
-                    "quote": v.quote, "settle": v.settle, "contract_size": v.contract_size,
-                    "price_precision": d, "size_precision": v.size_decimals,
-                    "tick_size": 10.0**-d, "lot_size": 10.0**-v.size_decimals, "min_notional": 5.0,
-                    "maker_fee": v.maker_fee, "taker_fee": v.taker_fee, "withdraw_fee": v.withdraw_fee,
+                    "venue": v.venue,
+                    "market": v.market,
+                    "symbol": f"{a.base}-{v.quote}",
+                    "base": a.base,
+                    "quote": v.quote,
+                    "settle": v.settle,
+                    "contract_size": v.contract_size,
+                    "price_precision": d,
+                    "size_precision": v.size_decimals,
+                    "tick_size": 10.0**-d,
+                    "lot_size": 10.0**-v.size_decimals,
+                    "min_notional": 5.0,
+                    "maker_fee": v.maker_fee,
+                    "taker_fee": v.taker_fee,
+                    "withdraw_fee": v.withdraw_fee,
                     "valid_from": valid_from,
                 }
             )
@@ -312,5 +380,3 @@ def instruments(cfg: SimulatorConfig = SimulatorConfig(), valid_from: datetime =
         pl.col("settle").cast(pl.String),
         pl.col("valid_from").cast(pl.Datetime("ns", "UTC")),
     )
-
-

@@ -1,0 +1,57 @@
+"""The command line contract: output shapes and one-line errors."""
+
+import json
+import shutil
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from tests.conftest import run_arbiter
+
+
+def test_sql_formats(demo, tmp_path):
+    q = "select venue, count(*) as n from quotes group by venue order by venue"
+    rows = json.loads(run_arbiter("sql", q, "--format", "json", env=demo.env).stdout)
+    assert [r["venue"] for r in rows] == ["binance", "coinbase", "kraken"] and all(r["n"] > 0 for r in rows)
+    csv = run_arbiter("sql", q, "--format", "csv", env=demo.env).stdout.splitlines()
+    assert csv[0] == "venue,n" and len(csv) == 4
+    out = tmp_path / "r.parquet"
+    run_arbiter("sql", q, "--format", "parquet", "--output", str(out), env=demo.env)
+    assert pl.read_parquet(out).to_dicts() == rows
+    table = run_arbiter("sql", "select date, hour, count(*) from quotes group by all", env=demo.env).stdout
+    assert "date" in table and "hour" in table
+
+
+def test_errors_are_one_line_and_exit_non_zero(demo):
+    for args, words in [
+        (["sql", "select * from nowhere"], "nowhere"),
+        (["sql", "delete from quotes"], "only queries are allowed"),
+        (["materialize", "simulator_ticks"], "pass --partition"),
+        (["materialize", "quotes", "--partition", "1999-01-01-00:00"], "partition '1999-01-01-00:00' does not exist"),
+        (["materialize", "no_such_asset"], "no_such_asset"),
+    ]:
+        result = run_arbiter(*args, env=demo.env, check=False)
+        assert result.returncode != 0, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("arbiter: ") and words in lines[0], (args, result.stderr)
+
+
+def test_materialize_follows_upstream_partitions_and_records_runs(demo, tmp_path):
+    # On a copy: the shared demo history stays as the demo left it.
+    home, lake = tmp_path / "home", tmp_path / "lake"
+    shutil.copytree(demo.home, home)
+    shutil.copytree(demo.lake, lake)
+    env = {**demo.env, "DAGSTER_HOME": str(home), "ARBITER_LAKE": str(lake)}
+    result = run_arbiter("materialize", "quotes", env=env)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ok  run ") and "..." in lines[0]  # both hours, one run
+    run_id = lines[0].split()[2]
+    assert dg.DagsterInstance.from_config(str(home)).get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_catalog_for_any_duckdb_client(demo, tmp_path):
+    path = tmp_path / "arbiter.duckdb"
+    run_arbiter("catalog", str(path), env=demo.env)
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("select count(*) from instruments").fetchall()[0][0] == 12
