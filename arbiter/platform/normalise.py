@@ -21,6 +21,13 @@ QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "EUR", "GBP", "J
 _KRAKEN_LEGACY = re.compile(r"^([XZ][A-Z]{3})([XZ][A-Z]{3})$")  # XXBTZUSD
 
 
+UNIT_NS = {"ms": 1_000_000, "us": 1_000, "ns": 1}
+# Fixed vocabularies as Enums: choosing between Enum literals costs nothing per row, where
+# building strings and casting them would cost more than the rest of the column work.
+TS_SOURCE = pl.Enum(["venue", "receive"])
+CHANNEL = pl.Enum(["book_ticker", "book_rebuild", "rest_ticker"])
+
+
 class UnknownSymbol(ValueError):
     pass
 
@@ -85,8 +92,10 @@ def quotes_from_simulator(raw: pl.DataFrame, *, source: str = "simulator", parti
     """
     market = ["venue", "market", "native_symbol"]
     prices = {"bid": "bid_px", "ask": "ask_px", "bid_size": "bid_qty", "ask_size": "ask_qty"}
-    symbols = _symbol_table(raw.get_column("native_symbol"))
-    frame = raw.join(symbols, on="native_symbol", how="left").with_columns(
+    symbols = _symbol_map(raw.get_column("native_symbol"))
+    # Element-wise (no join): rows keep their receive order, which the sequence rules depend on.
+    frame = raw.with_columns(
+        symbol=pl.col("native_symbol").replace_strict(symbols, default=None, return_dtype=pl.Categorical),
         _prior_max=pl.col("update_id").cum_max().shift(1).over(market),
         **{ours: pl.col(theirs).cast(pl.Float64, strict=False) for ours, theirs in prices.items()},
     )
@@ -101,11 +110,7 @@ def quotes_from_simulator(raw: pl.DataFrame, *, source: str = "simulator", parti
     frame = frame.with_columns(_ok=~pl.any_horizontal("_unknown", "_unparseable", "_repeat", "_crossed"))
 
     recv_ts = pl.col("recv_ns").cast(pl.Datetime("ns", "UTC"))
-    unit_ns = (
-        pl.col("event_time_unit")
-        .cast(pl.String)
-        .replace_strict({"ms": 1_000_000, "us": 1_000, "ns": 1}, default=None, return_dtype=pl.Int64)
-    )
+    unit_ns = pl.col("event_time_unit").replace_strict(UNIT_NS, default=None, return_dtype=pl.Int64)
     has_event_time = pl.col("event_time").is_not_null()
     # Select the contract's columns before filtering: the raw text columns are not carried along.
     rows = (
@@ -113,12 +118,12 @@ def quotes_from_simulator(raw: pl.DataFrame, *, source: str = "simulator", parti
             ts=pl.when(has_event_time)
             .then((pl.col("event_time") * unit_ns).cast(pl.Datetime("ns", "UTC")))
             .otherwise(recv_ts),
-            ts_source=pl.when(has_event_time).then(pl.lit("venue")).otherwise(pl.lit("receive")).cast(pl.Categorical),
+            ts_source=pl.when(has_event_time).then(pl.lit("venue", TS_SOURCE)).otherwise(pl.lit("receive", TS_SOURCE)),
             recv_ts=recv_ts,
             venue="venue",
             market="market",
             symbol="symbol",
-            channel=pl.lit("book_ticker", dtype=pl.Categorical),
+            channel=pl.lit("book_ticker", CHANNEL),
             bid="bid",
             ask="ask",
             bid_size="bid_size",
@@ -151,16 +156,15 @@ def quotes_from_simulator(raw: pl.DataFrame, *, source: str = "simulator", parti
     return Normalised(rows, _quarantine(rejected, raw.columns, target="quotes", source=source, partition=partition))
 
 
-def _symbol_table(natives: pl.Series) -> pl.DataFrame:
-    """Each distinct native symbol with its canonical form (null where it cannot be split)."""
-    distinct = natives.unique()
-    canonical = []
-    for native in distinct.cast(pl.String).to_list():
+def _symbol_map(natives: pl.Series) -> dict[str, str | None]:
+    """Each distinct native symbol with its canonical form (None where it cannot be split)."""
+    mapping: dict[str, str | None] = {}
+    for native in natives.unique().cast(pl.String).to_list():
         try:
-            canonical.append(canonical_symbol(native))
+            mapping[native] = canonical_symbol(native)
         except UnknownSymbol:
-            canonical.append(None)
-    return pl.DataFrame({"native_symbol": distinct, "symbol": pl.Series(canonical, dtype=pl.Categorical)})
+            mapping[native] = None
+    return mapping
 
 
 def _already_seen(frame: pl.DataFrame, market: list[str]) -> pl.Series:
