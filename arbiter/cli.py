@@ -211,7 +211,9 @@ def ui(home: str | None, lake: str | None, port: int) -> None:
 
     settings = _settings(home, lake)
     ensure_home(settings.dagster_home)
-    args = ["dagster", "dev", "-m", "arbiter.definitions", "-a", "defs", "-h", "127.0.0.1", "-p", str(port)]
+    # This interpreter's dagster, so the venv need not be activated.
+    args = [sys.executable, "-m", "dagster", "dev", "-m", "arbiter.definitions", "-a", "defs"]
+    args += ["-h", "127.0.0.1", "-p", str(port)]
     err.print(f"Dagster UI on http://127.0.0.1:{port} (home {settings.dagster_home}, lake {settings.lake})")
     os.execvp(args[0], args)
 

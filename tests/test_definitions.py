@@ -37,8 +37,7 @@ def test_every_asset_is_described_versioned_grouped_and_checked():
         assert node.owners, name
         if node.partitions_def is not None:
             assert node.backfill_policy is not None, f"{name} states no backfill policy"
-        if key.to_user_string() not in ("simulated_arbitrage",):
-            assert key in checked, f"{name} has no asset check"
+        assert key in checked, f"{name} has no asset check"
 
 
 def test_dagster_definitions_validate_passes(tmp_path):

@@ -7,6 +7,19 @@ from arbiter.assets.partitions import HOURLY
 from arbiter.platform.sources import simulator
 from arbiter.resources.lake import SimulatorResource
 
+CHECKS = [
+    dg.AssetCheckSpec(
+        "every_market_reports",
+        asset="simulator_ticks",
+        description="each simulated venue-market sent messages in every hour",
+    ),
+    dg.AssetCheckSpec(
+        "windows_well_formed",
+        asset="simulated_arbitrage",
+        description="every window ends after it starts, within an hour, with a positive size",
+    ),
+]
+
 
 @dg.multi_asset(
     outs={
@@ -27,34 +40,39 @@ from arbiter.resources.lake import SimulatorResource
     group_name="ingestion",
     partitions_def=HOURLY,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "every_market_reports",
-            asset="simulator_ticks",
-            description="each simulated venue-market sent messages in every hour",
-        ),
-    ],
+    check_specs=CHECKS,
 )
 def simulator_snapshots(context: dg.AssetExecutionContext, simulator_settings: SimulatorResource):
     cfg = simulator_settings.config()
-    ticks, truth = {}, {}
-    for key in context.partition_keys:
-        hour = simulate_hour_for(key, cfg)
-        ticks[key], truth[key] = hour.raw, hour.truth
-    yield dg.Output(ticks, output_name="simulator_ticks")
-    yield dg.Output(truth, output_name="simulated_arbitrage")
+    hours = {key: simulate_hour_for(key, cfg) for key in context.partition_keys}
+    yield dg.Output({k: h.raw for k, h in hours.items()}, output_name="simulator_ticks")
+    yield dg.Output({k: h.truth for k, h in hours.items()}, output_name="simulated_arbitrage")
+
     expected = {(v.venue, v.market, v.native_symbol(a.base)) for v in cfg.venues for a in cfg.assets}
-    silent = {
-        key: sorted(
-            "/".join(m)
-            for m in expected
-            - set(frame.select("venue", "market", "native_symbol").unique().cast(pl.String).iter_rows())
-        )
-        for key, frame in ticks.items()
-    }
-    silent = {k: v for k, v in silent.items() if v}
+    silent = {}
+    for key, hour in hours.items():
+        present = set(hour.raw.select("venue", "market", "native_symbol").unique().cast(pl.String).iter_rows())
+        if missing := sorted("/".join(m) for m in expected - present):
+            silent[key] = missing
     yield dg.AssetCheckResult(
-        check_name="every_market_reports", passed=not silent, metadata={"silent_markets": dg.MetadataValue.json(silent)}
+        asset_key="simulator_ticks",
+        check_name="every_market_reports",
+        passed=not silent,
+        metadata={"silent_markets": dg.MetadataValue.json(silent)},
+    )
+    malformed = sum(
+        h.truth.filter(
+            (pl.col("end") <= pl.col("start"))
+            | (pl.col("end") - pl.col("start") > pl.duration(hours=1))
+            | (pl.col("magnitude_bps") <= 0)
+        ).height
+        for h in hours.values()
+    )
+    yield dg.AssetCheckResult(
+        asset_key="simulated_arbitrage",
+        check_name="windows_well_formed",
+        passed=malformed == 0,
+        metadata={"malformed": malformed, "windows": sum(h.truth.height for h in hours.values())},
     )
 
 

@@ -2,12 +2,11 @@
 
 import dagster as dg
 
-from arbiter.assets.partitions import DAILY, HOURLY
+# Partitioning is inferred from the selected assets (hourly ingestion, daily stats).
 
 ingest_simulator_job = dg.define_asset_job(
     "ingest_simulator",
     selection=dg.AssetSelection.groups("ingestion"),
-    partitions_def=HOURLY,
     description="Simulate one hour of every venue and normalise it into quotes (and quarantine).",
     tags={"arbiter/stage": "ingestion"},
 )
@@ -15,7 +14,6 @@ ingest_simulator_job = dg.define_asset_job(
 daily_stats_job = dg.define_asset_job(
     "daily_market_stats",
     selection=dg.AssetSelection.assets("market_stats_daily"),
-    partitions_def=DAILY,
     description="Aggregate a day of quotes per market with DuckDB.",
     tags={"arbiter/stage": "analytics"},
 )
