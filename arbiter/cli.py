@@ -77,12 +77,9 @@ def demo(home: str | None, lake: str | None, hours: int | None) -> None:
             on_run=lambda label: status.update(f"materialising {label}"),
         )
     for o in outcomes:
-        mark = "[green]ok[/]" if o.success else "[red]FAILED[/]"
-        err.print(f"{mark} {', '.join(o.asset_keys)}" + (f" [{o.partitions}]" if o.partitions else ""))
+        err.print(f"{'[green]ok[/]' if o.success else '[red]FAILED[/]'} {o.label}", highlight=False)
     _print_summary(settings, outcomes, time.perf_counter() - started)
-    if not all(o.success for o in outcomes):
-        failed = [", ".join(o.asset_keys) for o in outcomes if not o.success]
-        raise click.ClickException(f"demo runs failed: {'; '.join(failed)} (see the runs in the UI)")
+    _fail_on_failed_runs(outcomes)
 
 
 def _print_summary(settings: Settings, outcomes, seconds: float) -> None:
@@ -134,13 +131,17 @@ def materialize(selection: str, partition: str | None, home: str | None, lake: s
     if not outcomes:
         raise click.ClickException(f"nothing to materialise for {selection!r}: no upstream partitions in the lake")
     for o in outcomes:
-        click.echo(
-            f"{'ok' if o.success else 'FAILED'}  run {o.run_id}  {', '.join(o.asset_keys)}"
-            + (f"  [{o.partitions}]" if o.partitions else "")
-            + (f"  failed checks: {', '.join(o.failed_checks)}" if o.failed_checks else "")
-        )
-    if not all(o.success for o in outcomes):
-        raise click.ClickException("one or more runs failed")
+        checks = f"  failed checks: {', '.join(o.failed_checks)}" if o.failed_checks else ""
+        click.echo(f"{'ok' if o.success else 'FAILED'}  run {o.run_id}  {o.label}{checks}")
+    _fail_on_failed_runs(outcomes)
+
+
+def _fail_on_failed_runs(outcomes) -> None:
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more failed runs)" if len(failed) > 1 else ""
+        raise click.ClickException(f"run {first.run_id} ({first.label}) failed: {first.error}{more}")
 
 
 @cli.command("sql")

@@ -24,8 +24,9 @@ from arbiter.platform.settings import Settings
 from arbiter.resources import build_resources
 
 RANGE = "..."
-# Runs started here log warnings and errors only; the UI keeps every event of the run.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Runs started here keep the terminal for the command's own output: a failure is reported as one
+# line by the caller, and the UI keeps every event of the run, stack traces included.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class SelectionError(ValueError):
@@ -40,6 +41,11 @@ class RunOutcome:
     partitions: str  # "" when unpartitioned, else "KEY" or "START...END"
     failed_checks: list[str] = field(default_factory=list)  # ERROR-severity checks that did not pass
     warned_checks: list[str] = field(default_factory=list)  # WARN-severity checks that did not pass
+    error: str = ""  # the failing step and its error, in one line
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.asset_keys) + (f" [{self.partitions}]" if self.partitions else "")
 
 
 def _hive_start(keys: dict[str, str]) -> datetime | None:
@@ -183,7 +189,7 @@ def _run(keys, partition_keys, resources, instance, on_run) -> RunOutcome:
         run_config=QUIET,
         raise_on_error=False,
     )
-    outcome = RunOutcome(result.run_id, result.success, names, label)
+    outcome = RunOutcome(result.run_id, result.success, names, label, error=_step_error(result))
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
@@ -192,3 +198,14 @@ def _run(keys, partition_keys, resources, instance, on_run) -> RunOutcome:
             else:
                 outcome.warned_checks.append(name)
     return outcome
+
+
+def _step_error(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step and the error our code raised there (not Dagster's wrapper), in one line."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return " ".join(f"step {event.step_key}: {error.message}".split())
+    return ""

@@ -37,6 +37,17 @@ def test_errors_are_one_line_and_exit_non_zero(demo):
         assert len(lines) == 1 and lines[0].startswith("arbiter: ") and words in lines[0], (args, result.stderr)
 
 
+def test_a_failed_run_is_one_line_naming_the_step_and_error(tmp_path):
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "ARBITER_LAKE": str(tmp_path / "empty_lake")}
+    result = run_arbiter("materialize", "market_stats_daily", "--partition", "2026-11-01", env=env, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        next(line for line in result.stderr.splitlines() if line.startswith("arbiter: run "))
+    ]
+    assert "(market_stats_daily [2026-11-01]) failed: step market_stats_daily:" in result.stderr
+    assert "quotes does not exist" in result.stderr
+
+
 def test_materialize_follows_upstream_partitions_and_records_runs(demo, tmp_path):
     # On a copy: the shared demo history stays as the demo left it.
     home, lake = tmp_path / "home", tmp_path / "lake"

@@ -43,14 +43,20 @@ INSTRUMENTS = pa.schema(
     ]
 )
 
+# Every market event starts the same way: when (venue or receive time, and which), and on which
+# market — (venue, market type, canonical BASE-QUOTE symbol).
+MARKET_EVENT = [
+    _f("ts", UTC_NS),
+    _f("ts_source", pa.string()),
+    _f("recv_ts", UTC_NS),
+    _f("venue", pa.string()),
+    _f("market", pa.string()),
+    _f("symbol", pa.string()),
+]
+
 QUOTES = pa.schema(
     [
-        _f("ts", UTC_NS),
-        _f("ts_source", pa.string()),
-        _f("recv_ts", UTC_NS),
-        _f("venue", pa.string()),
-        _f("market", pa.string()),
-        _f("symbol", pa.string()),
+        *MARKET_EVENT,
         _f("channel", pa.string()),
         _f("bid", pa.float64(), nullable=True),
         _f("ask", pa.float64(), nullable=True),
@@ -62,12 +68,7 @@ QUOTES = pa.schema(
 
 TRADES = pa.schema(
     [
-        _f("ts", UTC_NS),
-        _f("ts_source", pa.string()),
-        _f("recv_ts", UTC_NS),
-        _f("venue", pa.string()),
-        _f("market", pa.string()),
-        _f("symbol", pa.string()),
+        *MARKET_EVENT,
         _f("price", pa.float64()),
         _f("size", pa.float64()),
         _f("side", pa.string(), nullable=True),

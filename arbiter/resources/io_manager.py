@@ -75,28 +75,23 @@ class LakeIOManager(dg.ConfigurableIOManager):
             return
         lake = self.lake.lake()
         table, prefix = self._target(context.definition_metadata or {}, context.asset_key)
-        if context.has_asset_partitions:
-            keys = context.asset_partition_keys
-            frames = obj if isinstance(obj, dict) else {keys[0]: obj} if len(keys) == 1 else None
-            if frames is None or set(frames) != set(keys):
-                got = "one frame" if frames is None else sorted(frames)
-                raise dg.DagsterInvariantViolationError(
-                    f"asset {context.asset_key.to_user_string()}: a run over partitions {keys} must return "
-                    f"a dict with one frame per partition key (got {got})"
-                )
-            pdef = context.asset_partitions_def
-            written = [lake.write(table, frames[k], {**prefix, **hive_keys(pdef, k)}) for k in keys]
-            frames_written = [frames[k] for k in keys]
-        else:
-            keys, written, frames_written = [None], [lake.write(table, obj, prefix or None)], [obj]
-        for key, result, frame in zip(keys, written, frames_written, strict=True):
-            metadata = _metadata(result, frame)
-            step = context.step_context if context.has_asset_partitions else None
-            if step is not None and key is not None:
-                # Scoped to the partition, so each partition of a single-run backfill shows its own figures.
-                step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=key)
-            else:
-                context.add_output_metadata(metadata)
+        if not context.has_asset_partitions:
+            context.add_output_metadata(_metadata(lake.write(table, obj, prefix or None), obj))
+            return
+        keys = context.asset_partition_keys
+        frames = obj if isinstance(obj, dict) else {keys[0]: obj} if len(keys) == 1 else None
+        if frames is None or set(frames) != set(keys):
+            got = "one frame" if frames is None else sorted(frames)
+            raise dg.DagsterInvariantViolationError(
+                f"asset {context.asset_key.to_user_string()}: a run over partitions {keys} must return "
+                f"a dict with one frame per partition key (got {got})"
+            )
+        for key in keys:
+            result = lake.write(table, frames[key], {**prefix, **hive_keys(context.asset_partitions_def, key)})
+            # Scoped to the partition, so each partition of a single-run backfill shows its own figures.
+            context.step_context.add_asset_metadata(
+                _metadata(result, frames[key]), asset_key=context.asset_key, partition_key=key
+            )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | dict[str, pl.DataFrame]:
         lake = self.lake.lake()
