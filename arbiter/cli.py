@@ -29,12 +29,11 @@ err = Console(stderr=True)
 def _settings(home: str | None, lake: str | None) -> Settings:
     """The environment's settings with ``--home``/``--lake`` applied, exported for child processes."""
     if home:
-        os.environ["DAGSTER_HOME"] = str(Path(home).expanduser().resolve())
+        os.environ["DAGSTER_HOME"] = home
     if lake:
-        os.environ["ARBITER_LAKE"] = lake if "://" in lake else str(Path(lake).expanduser().resolve())
-    settings = Settings.from_env()
-    os.environ["ARBITER_LAKE"] = settings.lake
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+        os.environ["ARBITER_LAKE"] = lake
+    settings = Settings.from_env()  # resolves relative paths
+    os.environ.update(ARBITER_LAKE=settings.lake, DAGSTER_HOME=str(settings.dagster_home))
     return settings
 
 
@@ -91,6 +90,12 @@ def _print_summary(settings: Settings, outcomes, seconds: float) -> None:
     failed = sorted({c for o in outcomes for c in o.failed_checks})
     warned = sorted({c for o in outcomes for c in o.warned_checks})
     width = max(map(len, counts), default=10)
+    # As the user can type it: `.venv/bin/arbiter` after `make demo`, where no venv is activated.
+    me = (
+        os.path.relpath(sys.argv[0])
+        if os.path.basename(sys.argv[0]) == "arbiter" and os.sep in sys.argv[0]
+        else "arbiter"
+    )
     lines = [f"arbiter demo: {len(outcomes)} runs in {seconds:.1f} s", "", "rows per table:"]
     lines += [f"  {t:<{width}}  {n:>12,}" for t, n in counts.items()]
     lines += [
@@ -101,9 +106,9 @@ def _print_summary(settings: Settings, outcomes, seconds: float) -> None:
         f"dagster home:  {settings.dagster_home}",
         "",
         "next:",
-        f'  arbiter sql "select venue, market, symbol, count(*) from quotes group by all" --lake {settings.lake}',
-        f"  arbiter ui --home {settings.dagster_home} --lake {settings.lake}",
-        f"  arbiter catalog arbiter.duckdb --lake {settings.lake}",
+        f'  {me} sql "select venue, market, symbol, count(*) from quotes group by all" --lake {settings.lake}',
+        f"  {me} ui --home {settings.dagster_home} --lake {settings.lake}",
+        f"  {me} catalog arbiter.duckdb --lake {settings.lake}",
     ]
     click.echo("\n".join(lines))
 
