@@ -16,8 +16,43 @@ import polars as pl
 
 # Venue-specific spellings of assets, mapped at the edge to one vocabulary (as ccxt does).
 ASSET_ALIASES = {"XBT": "BTC", "XDG": "DOGE", "XETH": "ETH", "XXBT": "BTC", "ZUSD": "USD", "ZEUR": "EUR"}
-# Quote assets recognised at the end of a concatenated symbol (``BTCUSDT``), longest first.
+# Quote assets recognised at the end of a concatenated symbol (``BTCUSDT``).
 QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "EUR", "GBP", "JPY", "BTC", "ETH", "BNB", "TRY")
+# Assets that settle an ambiguous split: ``XBTUSD`` is XBT/USD, not XB/TUSD.
+KNOWN_BASES = frozenset(
+    {
+        "BTC",
+        "XBT",
+        "ETH",
+        "SOL",
+        "XRP",
+        "ADA",
+        "DOGE",
+        "XDG",
+        "BNB",
+        "DOT",
+        "LTC",
+        "LINK",
+        "AVAX",
+        "TRX",
+        "BCH",
+        "XLM",
+        "ATOM",
+        "UNI",
+        "ETC",
+        "FIL",
+        "NEAR",
+        "APT",
+        "ARB",
+        "OP",
+        "SUI",
+        "TON",
+        "SHIB",
+        "PEPE",
+        "MATIC",
+        "POL",
+    }
+)
 _KRAKEN_LEGACY = re.compile(r"^([XZ][A-Z]{3})([XZ][A-Z]{3})$")  # XXBTZUSD
 
 
@@ -51,10 +86,12 @@ def canonical_symbol(native: str) -> str:
     legacy = _KRAKEN_LEGACY.match(s)
     if legacy and legacy.group(1) in ASSET_ALIASES and legacy.group(2) in ASSET_ALIASES:
         return f"{canonical_asset(legacy.group(1))}-{canonical_asset(legacy.group(2))}"
-    for quote in QUOTE_ASSETS:
-        if s.endswith(quote) and len(s) > len(quote):
-            return f"{canonical_asset(s[: -len(quote)])}-{canonical_asset(quote)}"
-    raise UnknownSymbol(f"cannot split {native!r} into base and quote")
+    splits = [(s[: -len(q)], q) for q in QUOTE_ASSETS if s.endswith(q) and len(s) > len(q)]
+    if not splits:
+        raise UnknownSymbol(f"cannot split {native!r} into base and quote")
+    # A split whose base is a known asset wins; otherwise the longest quote asset.
+    base, quote = next((sp for sp in splits if sp[0] in KNOWN_BASES), splits[0])
+    return f"{canonical_asset(base)}-{canonical_asset(quote)}"
 
 
 @dataclass(frozen=True)
