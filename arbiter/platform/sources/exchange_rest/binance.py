@@ -67,7 +67,12 @@ def depth(response: RestResponse, batch: Batch) -> None:
     batch.add("quotes", body, top)
 
 
-def trades(response: RestResponse, batch: Batch) -> None:
+# Field names of the two trade layouts; aggregate ids are a sequence of their own, kept apart.
+TRADE_FIELDS = {"time": "time", "price": "price", "size": "qty", "maker": "isBuyerMaker", "id": "id", "id_prefix": ""}
+AGG_TRADE_FIELDS = {"time": "T", "price": "p", "size": "q", "maker": "m", "id": "a", "id_prefix": "agg:"}
+
+
+def _trades(response: RestResponse, batch: Batch, f: dict[str, str]) -> None:
     symbol = _requested_symbol(response)
     batch.add_all(
         "trades",
@@ -76,32 +81,21 @@ def trades(response: RestResponse, batch: Batch) -> None:
             response,
             market=MARKET,
             symbol=symbol,
-            ts=ms_to_ns(get(r, "time", "ts"), "ts"),
-            price=get(r, "price"),
-            size=get(r, "qty", "size"),
-            side=_taker_side(r.get("isBuyerMaker")),
-            trade_id=get(r, "id", "trade_id"),
+            ts=ms_to_ns(get(r, f["time"], "ts"), "ts"),
+            price=get(r, f["price"], "price"),
+            size=get(r, f["size"], "size"),
+            side=_taker_side(r.get(f["maker"])),
+            trade_id=f"{f['id_prefix']}{get(r, f['id'], 'trade_id')}",
         ),
     )
+
+
+def trades(response: RestResponse, batch: Batch) -> None:
+    _trades(response, batch, TRADE_FIELDS)
 
 
 def agg_trades(response: RestResponse, batch: Batch) -> None:
-    symbol = _requested_symbol(response)
-    batch.add_all(
-        "trades",
-        response.json(),
-        lambda r: trade_row(
-            response,
-            market=MARKET,
-            symbol=symbol,
-            ts=ms_to_ns(get(r, "T", "ts"), "ts"),
-            price=get(r, "p", "price"),
-            size=get(r, "q", "size"),
-            side=_taker_side(r.get("m")),
-            # aggregate ids are a sequence of their own, distinct from trade ids
-            trade_id=f"agg:{get(r, 'a', 'trade_id')}",
-        ),
-    )
+    _trades(response, batch, AGG_TRADE_FIELDS)
 
 
 def exchange_info(response: RestResponse, batch: Batch) -> None:
