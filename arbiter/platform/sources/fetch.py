@@ -156,19 +156,17 @@ class Fetcher:
     def _limits(self, venue: str) -> VenueLimits:
         return self.limits.get(venue, VenueLimits())
 
-    def bucket(self, venue: str) -> TokenBucket:
+    def _per_venue(self, store: dict, venue: str, make):
         with self._lock:
-            if venue not in self._buckets:
-                lim = self._limits(venue)
-                self._buckets[venue] = TokenBucket(lim.requests_per_s, lim.burst)
-            return self._buckets[venue]
+            if venue not in store:
+                store[venue] = make(self._limits(venue))
+            return store[venue]
+
+    def bucket(self, venue: str) -> TokenBucket:
+        return self._per_venue(self._buckets, venue, lambda lim: TokenBucket(lim.requests_per_s, lim.burst))
 
     def breaker(self, venue: str) -> CircuitBreaker:
-        with self._lock:
-            if venue not in self._breakers:
-                lim = self._limits(venue)
-                self._breakers[venue] = CircuitBreaker(lim.failures_to_open, lim.cooldown_s)
-            return self._breakers[venue]
+        return self._per_venue(self._breakers, venue, lambda lim: CircuitBreaker(lim.failures_to_open, lim.cooldown_s))
 
     def get(self, venue: str, url: str, params: Mapping[str, str] | None = None, expect: str = "json") -> Fetched:
         """GET ``url`` for ``venue``, retrying what is worth retrying; raises ``FetchError`` naming both."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from arbiter.platform.sources.exchange_rest.records import (
     Batch,
     RestResponse,
-    best_level,
+    book_top_row,
     get,
     instrument_row,
     ms_to_ns,
@@ -51,18 +51,8 @@ def depth(response: RestResponse, batch: Batch) -> None:
     body = response.json()
 
     def top() -> dict:
-        bid, ask = best_level(get(body, "bids", "bid")), best_level(get(body, "asks", "ask"))
-        return quote_row(
-            response,
-            market=MARKET,
-            symbol=_requested_symbol(response),
-            channel="rest_book",
-            bid=bid[0],
-            bid_size=bid[1],
-            ask=ask[0],
-            ask_size=ask[1],
-            seq=int(get(body, "lastUpdateId", "seq")),
-        )
+        seq = int(get(body, "lastUpdateId", "seq"))
+        return book_top_row(response, body, market=MARKET, symbol=_requested_symbol(response), seq=seq)
 
     batch.add("quotes", body, top)
 

@@ -13,7 +13,7 @@ from arbiter.platform.sources.exchange_rest.records import (
     Batch,
     FieldError,
     RestResponse,
-    best_level,
+    book_top_row,
     get,
     instrument_row,
     iso_to_ns,
@@ -68,17 +68,7 @@ def depth(response: RestResponse, batch: Batch) -> None:
     for pair, book in _pairs(_result(response)).items():
 
         def top(p=pair, book=book) -> dict:
-            bid, ask = best_level(get(book, "bids", "bid")), best_level(get(book, "asks", "ask"))
-            return quote_row(
-                response,
-                market="spot",
-                symbol=symbol_of(p),
-                channel="rest_book",
-                bid=bid[0],
-                bid_size=bid[1],
-                ask=ask[0],
-                ask_size=ask[1],
-            )
+            return book_top_row(response, book, market="spot", symbol=symbol_of(p))
 
         batch.add("quotes", {pair: book}, top)
 

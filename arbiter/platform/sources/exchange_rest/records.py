@@ -238,3 +238,19 @@ def instrument_row(
 def best_level(levels) -> tuple:
     """The first (best) ``(price, size, ...)`` level of a book side; (None, None) when it is empty."""
     return tuple(levels[0]) if levels else (None, None)
+
+
+def book_top_row(response: RestResponse, book, *, market: str, symbol: str, seq: int | None = None) -> dict:
+    """A ``rest_book`` quote from the best levels of a book whose sides are ``[[price, size, ...]]``."""
+    bid, ask = best_level(get(book, "bids", "bid")), best_level(get(book, "asks", "ask"))
+    return quote_row(
+        response,
+        market=market,
+        symbol=symbol,
+        channel="rest_book",
+        bid=bid[0],
+        bid_size=bid[1],
+        ask=ask[0],
+        ask_size=ask[1],
+        seq=seq,
+    )
