@@ -101,7 +101,8 @@ def _print_summary(settings: Settings, outcomes, seconds: float) -> None:
     lines += [
         "",
         f"checks: {len(failed)} failed, {len(warned)} warning(s)"
-        + (f" — failed: {', '.join(failed)}" if failed else ""),
+        + (f" — failed: {', '.join(failed)}" if failed else "")
+        + (f" — warning: {', '.join(warned)}" if warned else ""),
         f"lake:          {settings.lake}",
         f"dagster home:  {settings.dagster_home}",
         "",

@@ -3,20 +3,15 @@
 import dagster as dg
 import polars as pl
 
+from arbiter.assets import quote_checks
 from arbiter.assets.partitions import HOURLY
-from arbiter.platform import quality
+from arbiter.platform import plots
 from arbiter.platform.normalise import quotes_from_simulator
 
 MAX_QUARANTINE_SHARE = 0.01
 
 QUOTE_CHECKS = [
-    dg.AssetCheckSpec(
-        name,
-        asset="quotes",
-        description=(rule.__doc__ or "").strip().splitlines()[0],
-    )
-    for name, rule in quality.QUOTE_RULES.items()
-] + [
+    *quote_checks.specs("quotes"),
     dg.AssetCheckSpec(
         "quarantine_share_below_1pct",
         asset="quotes_quarantine",
@@ -32,13 +27,14 @@ QUOTE_CHECKS = [
             "market, symbol), canonical BASE-QUOTE symbols, UTC ns timestamps with their source.",
             code_version="1",
             owners=["team:data-engineering"],
+            metadata={"lake/prefix": {"source": "simulator"}},
         ),
         "quotes_quarantine": dg.AssetOut(
             description="Raw records rejected while normalising quotes, each with its reason and field "
             "and the original record. Stored in the shared `quarantine` table under target=quotes.",
             code_version="1",
             owners=["team:data-engineering"],
-            metadata={"lake/table": "quarantine", "lake/prefix": {"target": "quotes"}},
+            metadata={"lake/table": "quarantine", "lake/prefix": {"target": "quotes", "source": "simulator"}},
         ),
     },
     ins={"simulator_ticks": dg.AssetIn()},
@@ -55,28 +51,31 @@ def normalised_quotes(context: dg.AssetExecutionContext, simulator_ticks: dict[s
     for r in results.values():
         for reason, n in r.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + n
+    last = max(results)
     yield dg.Output(
-        {k: r.rows for k, r in results.items()}, output_name="quotes", metadata={"quarantined": sum(reasons.values())}
+        {k: r.rows for k, r in results.items()},
+        output_name="quotes",
+        metadata={
+            "quarantined": sum(reasons.values()),
+            "mid_by_market": dg.MetadataValue.md(
+                plots.markdown_image(plots.mid_by_market(results[last].rows, f"mid per market, {last}"), "mid")
+            ),
+        },
     )
     yield dg.Output(
         {k: r.quarantine for k, r in results.items()},
         output_name="quotes_quarantine",
-        metadata={"reasons": dg.MetadataValue.json(reasons)},
+        metadata={
+            "reasons": dg.MetadataValue.json(reasons),
+            "reasons_plot": dg.MetadataValue.md(
+                plots.markdown_image(plots.counts_bar(reasons, "quarantined records by reason"), "reasons")
+            ),
+        },
     )
 
-    for name, rule in quality.QUOTE_RULES.items():
-        outcomes = {k: rule(r.rows) for k, r in results.items()}
-        failing = {k: o.detail for k, o in outcomes.items() if not o.passed}
-        yield dg.AssetCheckResult(
-            asset_key="quotes",
-            check_name=name,
-            passed=not failing,
-            severity=dg.AssetCheckSeverity.WARN if name in quality.SOFT_RULES else dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "offending": sum(o.offending for o in outcomes.values()),
-                "by_partition": dg.MetadataValue.json(failing),
-            },
-        )
+    yield from quote_checks.results(
+        "quotes", {k: r.rows for k, r in results.items()}, lambda k: HOURLY.time_window_for_partition_key(k).end
+    )
     raw_rows = sum(raw.height for raw in simulator_ticks.values())
     share = sum(reasons.values()) / raw_rows if raw_rows else 0.0
     yield dg.AssetCheckResult(

@@ -69,13 +69,55 @@ def gaps(quotes: pl.DataFrame, max_gap_s: float = 5.0) -> RuleOutcome:
     return RuleOutcome(g.is_empty(), g.height, {"threshold_s": max_gap_s, **detail})
 
 
-def outliers(quotes: pl.DataFrame, max_deviation_bps: float = 500.0) -> RuleOutcome:
-    """Quotes whose mid is far from that market's own median mid for the partition."""
-    mid = (pl.col("bid") + pl.col("ask")) / 2
-    deviation = ((mid / mid.median().over(list(MARKET)) - 1).abs() * 1e4).fill_null(0.0)
-    flag = deviation > max_deviation_bps
-    n = quotes.select(flag.sum()).item()
-    return RuleOutcome(n == 0, n, {"threshold_bps": max_deviation_bps, **_by_market(quotes, flag)})
+def outliers(quotes: pl.DataFrame, max_deviation_bps: float = 500.0, bucket: str = "1s") -> RuleOutcome:
+    """Quotes whose mid is far from the other venues' median mid for the same symbol and second.
+
+    The reference is the median over markets of each market's last mid in the bucket, taken only
+    where at least three markets quote the symbol then, so one bad venue cannot set the
+    reference. A market quoting a symbol alone is never flagged: there is nothing to compare."""
+    mid = ((pl.col("bid") + pl.col("ask")) / 2).alias("mid")
+    quoted = quotes.filter(pl.col("bid").is_not_null() & pl.col("ask").is_not_null()).with_columns(
+        mid, _bucket=pl.col("ts").dt.truncate(bucket)
+    )
+    reference = (
+        quoted.group_by([*MARKET, "_bucket"])
+        .agg(pl.col("mid").last())
+        .group_by("symbol", "_bucket")
+        .agg(_reference=pl.col("mid").median(), _markets=pl.len())
+        .filter(pl.col("_markets") >= 3)
+    )
+    deviation = quoted.join(reference, on=["symbol", "_bucket"], how="inner").with_columns(
+        _bps=(pl.col("mid") / pl.col("_reference") - 1).abs() * 1e4
+    )
+    flag = pl.col("_bps") > max_deviation_bps
+    n = deviation.select(flag.sum()).item()
+    return RuleOutcome(n == 0, n, {"threshold_bps": max_deviation_bps, **_by_market(deviation, flag)})
+
+
+def late_arrivals(rows: pl.DataFrame, window_end) -> RuleOutcome:
+    """Rows of this window received after the window closed: how many, and how late (seconds).
+
+    They landed because the window was re-materialised after they arrived; the check reports
+    their lateness so a consumer that read the window earlier knows what it missed."""
+    late_s = (pl.col("recv_ts") - pl.lit(window_end).cast(pl.Datetime("ns", "UTC"))).dt.total_microseconds() / 1e6
+    late = rows.select(late_s.alias("late_s")).filter(pl.col("late_s") > 0)
+    if late.is_empty():
+        return RuleOutcome(True, 0, {})
+    return RuleOutcome(
+        False,
+        late.height,
+        {"max_late_s": round(late["late_s"].max(), 3), "p50_late_s": round(late["late_s"].median(), 3)},
+    )
+
+
+def freshness(rows: pl.DataFrame, window_end, max_silence_s: float = 60.0) -> RuleOutcome:
+    """Every market's newest row arrived within ``max_silence_s`` of the window's end: the feed was
+    live until the window closed, not frozen or cut off part-way."""
+    end = pl.lit(window_end).cast(pl.Datetime("ns", "UTC"))
+    silence = rows.group_by(MARKET).agg(silence_s=(end - pl.col("recv_ts").max()).dt.total_microseconds() / 1e6)
+    behind = silence.filter(pl.col("silence_s") > max_silence_s).sort("silence_s", descending=True)
+    detail = {"/".join(map(str, r[:3])): round(r[3], 1) for r in behind.head(10).iter_rows()}
+    return RuleOutcome(behind.is_empty(), behind.height, {"threshold_s": max_silence_s, **detail})
 
 
 def _unchanged_runs(quotes: pl.DataFrame) -> pl.DataFrame:
@@ -99,5 +141,7 @@ QUOTE_RULES = {
     "no_feed_gaps": gaps,
     "no_price_outliers": outliers,
 }
+# Rules judged against the partition's time window (called with its end): they warn.
+WINDOW_RULES = {"no_late_arrivals": late_arrivals, "fresh_to_window_end": freshness}
 # Rules that describe the venue rather than our processing: they warn instead of failing.
 SOFT_RULES = frozenset({"no_stale_books", "no_feed_gaps", "no_price_outliers"})

@@ -76,6 +76,21 @@ TRADES = pa.schema(
     ]
 )
 
+# OHLCV candles as venues publish them (klines, OHLC, candles): ``ts`` is the bar's open time.
+BARS = pa.schema(
+    [
+        *MARKET_EVENT,
+        _f("interval", pa.string()),
+        _f("open", pa.float64()),
+        _f("high", pa.float64()),
+        _f("low", pa.float64()),
+        _f("close", pa.float64()),
+        _f("volume", pa.float64()),
+        _f("quote_volume", pa.float64(), nullable=True),
+        _f("trade_count", pa.int64(), nullable=True),
+    ]
+)
+
 DOCUMENTS = pa.schema(
     [
         _f("ts", UTC_NS),
@@ -101,6 +116,20 @@ LISTINGS = pa.schema(
     ]
 )
 
+# What a source delivered, byte for byte (a REST response, a capture, a dropped file, a web page),
+# with the facts of its delivery: origin is the URL without secrets or the file's key; meta holds
+# status, content type, validators (ETag, Last-Modified) and request parameters as JSON.
+RAW_SNAPSHOTS = pa.schema(
+    [
+        _f("received_at", UTC_NS),
+        _f("source", pa.string()),
+        _f("origin", pa.string()),
+        _f("sha256", pa.string()),
+        _f("meta", pa.string()),
+        _f("body", pa.binary()),
+    ]
+)
+
 # One rejected raw record. ``target`` is the table it was meant for and ``field`` the offending
 # field where one can be named; ``raw`` keeps the original bytes so nothing is ever lost.
 QUARANTINE = pa.schema(
@@ -118,8 +147,10 @@ CONTRACT: dict[str, pa.Schema] = {
     "instruments": INSTRUMENTS,
     "quotes": QUOTES,
     "trades": TRADES,
+    "bars": BARS,
     "documents": DOCUMENTS,
     "listings": LISTINGS,
+    "raw_snapshots": RAW_SNAPSHOTS,
     "quarantine": QUARANTINE,
 }
 

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import polars as pl
 
 from arbiter.platform import quality
@@ -49,8 +51,23 @@ def test_each_rule_catches_its_violation():
     frozen = [{"seq": i, "ts": i * S, "recv_ts": i * S} for i in range(15)]
     assert not quality.stale(f(frozen), max_unchanged_s=10).passed
     assert quality.gaps(f([*base, {"seq": 9, "ts": 60 * S, "recv_ts": 60 * S}]), max_gap_s=5).offending == 1
-    spike = [{"seq": i, "ts": i * S, "recv_ts": i * S, "bid": 100.0, "ask": 101.0} for i in range(9)]
-    assert (
-        quality.outliers(f([*spike, {"seq": 9, "ts": 9 * S, "recv_ts": 9 * S, "bid": 300.0, "ask": 301.0}])).offending
-        == 1
-    )
+    venues = [{"venue": v, "seq": 1, "ts": 9 * S, "recv_ts": 9 * S} for v in ("coinbase", "kraken", "okx")]
+    spike = {"seq": 9, "ts": 9 * S, "recv_ts": 9 * S, "bid": 300.0, "ask": 301.0}
+    outlier = quality.outliers(f([*venues, spike]))
+    assert outlier.offending == 1 and outlier.detail == {"threshold_bps": 500.0, "binance/spot/BTC-USDT": 1}
+    # Alone on its symbol, or with one other venue, nothing sets a reference: never flagged.
+    assert quality.outliers(f([venues[0], spike])).passed
+
+
+def test_late_arrivals_and_freshness_measure_against_the_window_end():
+    def f(rows):
+        return frame(rows).with_columns(pl.col("ts", "recv_ts").cast(pl.Datetime("ns", "UTC")))
+
+    end = datetime.fromtimestamp(100, UTC)
+    on_time = [{"seq": i, "ts": (90 + i) * S, "recv_ts": (90 + i) * S} for i in range(5)]
+    late = quality.late_arrivals(f([*on_time, {"seq": 9, "ts": 99 * S, "recv_ts": 103 * S}]), end)
+    assert (late.offending, late.detail["max_late_s"]) == (1, 3.0)
+    assert quality.late_arrivals(f(on_time), end).passed
+    silent_venue = {"venue": "kraken", "seq": 1, "ts": 10 * S, "recv_ts": 10 * S}
+    fresh = quality.freshness(f([*on_time, silent_venue]), end, max_silence_s=30)
+    assert (fresh.offending, fresh.detail["kraken/spot/BTC-USDT"]) == (1, 90.0)

@@ -8,7 +8,7 @@ from arbiter.platform.schema import CONTRACT, QUOTES, SchemaMismatch, conform
 
 S, F, I64, I32, B = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.binary()
 TS = pa.timestamp("ns", tz="UTC")
-# (name, type, nullable) per table, exactly as DESIGN.md lists them.
+# (name, type, nullable) per table, exactly as DESIGN.md lists them (``bars`` added for klines/OHLC).
 PINNED = {
     "instruments": [
         ("venue", S, False),
@@ -54,6 +54,22 @@ PINNED = {
         ("side", S, True),
         ("trade_id", S, False),
     ],
+    "bars": [
+        ("ts", TS, False),
+        ("ts_source", S, False),
+        ("recv_ts", TS, False),
+        ("venue", S, False),
+        ("market", S, False),
+        ("symbol", S, False),
+        ("interval", S, False),
+        ("open", F, False),
+        ("high", F, False),
+        ("low", F, False),
+        ("close", F, False),
+        ("volume", F, False),
+        ("quote_volume", F, True),
+        ("trade_count", I64, True),
+    ],
     "documents": [
         ("ts", TS, False),
         ("source", S, False),
@@ -72,6 +88,14 @@ PINNED = {
         ("price", F, True),
         ("currency", S, True),
         ("image_uri", S, True),
+    ],
+    "raw_snapshots": [
+        ("received_at", TS, False),
+        ("source", S, False),
+        ("origin", S, False),
+        ("sha256", S, False),
+        ("meta", S, False),
+        ("body", B, False),
     ],
     "quarantine": [
         ("target", S, False),
