@@ -9,6 +9,8 @@
   (fails fast, naming it) for ``cooldown_s``; then one trial request decides whether it closes.
 - A 200 that is not the expected content (an HTML error page from a proxy) is an error naming
   the content type, never parsed as data.
+- Conditional GET: callers may send extra headers (``If-None-Match``, ``If-Modified-Since``); a
+  304 Not Modified is a result (status 304, empty body), not an error.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class FetchError(RuntimeError):
-    """A fetch failed for good; the message names the venue and the URL (without secrets)."""
+    """A fetch failed for good; the message names the venue and the URL (without secrets).
+
+    ``status`` is the HTTP status when the server answered with an error (404, 403, ...), else None.
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class CircuitOpen(FetchError):
@@ -168,8 +177,18 @@ class Fetcher:
     def breaker(self, venue: str) -> CircuitBreaker:
         return self._per_venue(self._breakers, venue, lambda lim: CircuitBreaker(lim.failures_to_open, lim.cooldown_s))
 
-    def get(self, venue: str, url: str, params: Mapping[str, str] | None = None, expect: str = "json") -> Fetched:
-        """GET ``url`` for ``venue``, retrying what is worth retrying; raises ``FetchError`` naming both."""
+    def get(
+        self,
+        venue: str,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        expect: str = "json",
+        headers: Mapping[str, str] | None = None,
+    ) -> Fetched:
+        """GET ``url`` for ``venue``, retrying what is worth retrying; raises ``FetchError`` naming both.
+
+        ``headers`` are sent as given (e.g. validators for a conditional GET); a 304 answer returns a
+        ``Fetched`` with status 304 and an empty body."""
         lim, breaker = self._limits(venue), self.breaker(venue)
         shown = redact(str(httpx.URL(url, params=params or {})))
         if breaker.is_open:
@@ -181,15 +200,18 @@ class Fetcher:
             attempts += 1
             self.bucket(venue).acquire()
             try:
-                with self.client.stream("GET", url, params=params, timeout=lim.timeout_s) as response:
+                with self.client.stream("GET", url, params=params, headers=headers, timeout=lim.timeout_s) as response:
                     body, truncated = _read_body(response)
             except (httpx.TimeoutException, httpx.TransportError) as exc:  # no response at all
                 raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
             self._observe_weight(venue, lim, response.headers)
             if response.status_code in RETRY_STATUSES:
                 raise _Retryable(f"HTTP {response.status_code}", _retry_after(response.headers))
+            kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
+            if response.status_code == 304:  # the validators still match: nothing new to read
+                return Fetched(shown, 304, kept, b"", time.time_ns(), attempts)
             if response.status_code >= 400:
-                raise FetchError(f"venue {venue!r}: HTTP {response.status_code} from {shown}")
+                raise FetchError(f"venue {venue!r}: HTTP {response.status_code} from {shown}", response.status_code)
             content_type = response.headers.get("content-type", "")
             if expect == "json" and "html" in content_type:
                 raise UnexpectedContent(f"venue {venue!r}: expected JSON from {shown}, got {content_type}")
@@ -199,8 +221,7 @@ class Fetcher:
                 if bad_bodies >= 2:
                     raise MalformedBody(f"venue {venue!r}: {problem} from {shown}, twice", body)
                 raise _Retryable(problem)
-            headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-            return Fetched(shown, response.status_code, headers, body, time.time_ns(), attempts)
+            return Fetched(shown, response.status_code, kept, body, time.time_ns(), attempts)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(lim.attempts),
