@@ -184,8 +184,12 @@ class Fetcher:
         params: Mapping[str, str] | None = None,
         expect: str = "json",
         headers: Mapping[str, str] | None = None,
+        weight: float = 1.0,
     ) -> Fetched:
         """GET ``url`` for ``venue``, retrying what is worth retrying; raises ``FetchError`` naming both.
+
+        ``weight`` is what one attempt costs in the venue's budget (Binance prices each endpoint),
+        taken from the venue's token bucket before every attempt, retries included.
 
         ``headers`` are sent as given (e.g. validators for a conditional GET); a 304 answer returns a
         ``Fetched`` with status 304 and an empty body."""
@@ -198,7 +202,7 @@ class Fetcher:
         def once() -> Fetched:
             nonlocal attempts, bad_bodies
             attempts += 1
-            self.bucket(venue).acquire()
+            self.bucket(venue).acquire(weight)
             try:
                 with self.client.stream("GET", url, params=params, headers=headers, timeout=lim.timeout_s) as response:
                     body, truncated = _read_body(response)

@@ -1,13 +1,17 @@
 """What every REST parser shares: the response it reads, the rows it yields, field conversions
-that fail loudly with the field's name, and the batch that turns rows into contract frames."""
+that fail loudly with the field's name, and the batch that turns rows into contract frames while
+counting every raw record (row, quarantined or absorbed) and every field it did not know."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import polars as pl
 
@@ -17,20 +21,46 @@ from arbiter.platform.schema import CONTRACT
 NS_PER_S = 1_000_000_000
 
 
+# Coinbase names the product in the path: /products/BTC-USD/book, .../market/products/BTC-USD/candles.
+_PRODUCT_IN_PATH = re.compile(r"/products/([^/?]+)/")
+
+
 @dataclass(frozen=True)
 class RestResponse:
-    """One response as received: the raw snapshot that parsers read and the lake keeps."""
+    """One response as its parser reads it: which venue endpoint answered, the bytes, when they
+    arrived, and the request's parameters (from the URL's query, plus any the snapshot named)."""
 
     venue: str  # binance, coinbase, kraken, kraken_futures
-    endpoint: str  # the venue's endpoint, by its short name (see PARSERS)
+    endpoint: str  # the venue's endpoint, by its short name (see each venue module's PARSERS)
     body: bytes
     fetched_at: int  # UTC ns when the response arrived: the receive time of what it holds
     params: Mapping[str, str] = field(default_factory=dict)  # request parameters, e.g. symbol
+    origin: str = ""  # the URL (without secrets) or the file it came from
+
+    @classmethod
+    def of(cls, venue: str, endpoint: str, body: bytes, fetched_at: int, origin: str, meta: Mapping[str, str]):
+        """Parameters come from the origin URL's query, then the snapshot's own ``meta`` (which
+        wins: a file has no URL, so ``arbiter ingest --symbol`` puts the symbol there)."""
+        params = dict(parse_qsl(urlsplit(origin).query)) if "?" in origin else {}
+        product = _PRODUCT_IN_PATH.search(urlsplit(origin).path)
+        if product:
+            params.setdefault("product_id", unquote(product.group(1)))
+        params.update({k: v for k, v in meta.items() if k in ("symbol", "interval", "granularity")})
+        return cls(venue, endpoint, body, fetched_at, params, origin)
 
     def json(self):
         """The body with every JSON number that has a fraction kept as its decimal text, so no
         price or timestamp is rounded before we choose how to read it."""
         return json.loads(self.body, parse_float=str)
+
+    def requested_symbol(self) -> str:
+        """The canonical symbol the request named: for the endpoints whose answer does not say
+        (Binance trades, depth and klines; Coinbase books and candles). ``FieldError`` when
+        neither the URL nor the snapshot names one, so each record is quarantined saying so."""
+        native = self.params.get("symbol") or self.params.get("product_id") or self.params.get("pair")
+        if not native:
+            raise FieldError("symbol", "missing_field")
+        return symbol_of(native)
 
 
 class FieldError(ValueError):
@@ -59,6 +89,15 @@ def num(value, name: str) -> float:
 
 def opt_num(value, name: str) -> float | None:
     return None if value is None or value == "" else num(value, name)
+
+
+def opt_int(value, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (ValueError, TypeError):
+        raise FieldError(name, "unparseable") from None
 
 
 def decimals(step) -> int:
@@ -93,6 +132,18 @@ def iso_to_ns(value, name: str) -> int:
         raise FieldError(name, "unparseable") from None
 
 
+# Bar intervals by their length, largest unit first: 60 s -> "1m", 14400 s -> "4h".
+_UNITS = (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+
+
+def interval_name(seconds: int) -> str:
+    """A bar length in the usual short form (``1m``, ``15m``, ``1h``, ``1d``, ``1w``)."""
+    if seconds <= 0:
+        raise FieldError("interval", "unparseable")
+    unit, size = next((u, n) for u, n in _UNITS if seconds % n == 0)
+    return f"{seconds // size}{unit}"
+
+
 def symbol_of(native: str) -> str:
     try:
         return canonical_symbol(native)
@@ -102,25 +153,53 @@ def symbol_of(native: str) -> str:
 
 @dataclass
 class Batch:
-    """Rows parsed from one response, per contract table, plus the records that failed."""
+    """Rows parsed from one response, per contract table, plus the records that failed.
+
+    Every raw record passes through ``add`` (a row or a quarantined record) or ``absorb`` (no row,
+    for a stated reason), and ``records`` counts them, so a parser that skipped a record without
+    saying why shows up as a mismatch against the response's own record count.
+    """
 
     source: str
     partition: str
-    rows: dict[str, list[dict]] = field(default_factory=lambda: {"quotes": [], "trades": [], "instruments": []})
+    rows: dict[str, list[dict]] = field(
+        default_factory=lambda: {"quotes": [], "trades": [], "bars": [], "instruments": []}
+    )
     rejected: list[dict] = field(default_factory=list)
+    records: int = 0
+    absorbed: Counter = field(default_factory=Counter)
+    ignored_fields: Counter = field(default_factory=Counter)  # "<record>.<field>" -> times seen
 
     def add(self, table: str, element, build: Callable[[], dict]) -> None:
         """Append ``build()`` to ``table``, or quarantine ``element`` with the failing field."""
+        self.records += 1
         try:
             self.rows[table].append(build())
         except FieldError as exc:
             self.reject(table, element, exc.reason, exc.field)
-        except (IndexError, KeyError, TypeError, AttributeError):  # shaped unlike the venue's layout
+        except (IndexError, KeyError, TypeError, AttributeError, ValueError):  # unlike the venue's layout
             self.reject(table, element, "malformed_record", None)
 
     def add_all(self, table: str, elements: Iterable, build: Callable[[object], dict]) -> None:
         for element in elements:
             self.add(table, element, lambda e=element: build(e))
+
+    def absorb(self, reason: str) -> None:
+        """One raw record that yields no row, for ``reason`` (e.g. an index ticker is no market)."""
+        self.records += 1
+        self.absorbed[reason] += 1
+
+    def drift(self, record: str, element, known: Collection[str] | int) -> None:
+        """Count the fields of ``element`` the parser does not know (schema drift): keys outside
+        ``known`` for an object, positions past ``known`` for an array. They are ignored, never
+        an error, and the count tells when a venue changed its layout."""
+        if isinstance(element, Mapping) and not isinstance(known, int):
+            for key in element:
+                if key not in known:
+                    self.ignored_fields[f"{record}.{key}"] += 1
+        elif isinstance(element, list) and isinstance(known, int):
+            for position in range(known, len(element)):
+                self.ignored_fields[f"{record}[{position}]"] += 1
 
     def reject(self, table: str, element, reason: str, field_name: str | None) -> None:
         raw = element if isinstance(element, bytes) else json.dumps(element, separators=(",", ":")).encode()
@@ -232,6 +311,40 @@ def instrument_row(
         "taker_fee": taker if taker is not None else (configured.taker if configured else None),
         "withdraw_fee": venues.WITHDRAW_FEES.get((venue, base)),
         "valid_from": valid_from,
+    }
+
+
+def bar_row(
+    response: RestResponse,
+    *,
+    market: str,
+    symbol: str,
+    interval: str,
+    ts: int,
+    open_,
+    high,
+    low,
+    close,
+    volume,
+    quote_volume=None,
+    trade_count=None,
+) -> dict:
+    """A ``bars`` row; ``ts`` is the bar's open time as the venue states it."""
+    return {
+        "ts": ts,
+        "ts_source": "venue",
+        "recv_ts": response.fetched_at,
+        "venue": response.venue,
+        "market": market,
+        "symbol": symbol,
+        "interval": interval,
+        "open": num(open_, "open"),
+        "high": num(high, "high"),
+        "low": num(low, "low"),
+        "close": num(close, "close"),
+        "volume": num(volume, "volume"),
+        "quote_volume": opt_num(quote_volume, "quote_volume"),
+        "trade_count": opt_int(trade_count, "trade_count"),
     }
 
 
