@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import duckdb
 from rich.console import Console
+from rich.markup import escape
 
 from arbiter.platform.lake import Lake, LakeError
 from arbiter.platform.schema import SchemaMismatch
@@ -41,6 +42,11 @@ home_option = click.option("--home", help="Dagster home (default: $DAGSTER_HOME 
 lake_option = click.option(
     "--lake", help="Lake root: a folder or s3://bucket/prefix (default: $ARBITER_LAKE or ./lake)."
 )
+
+
+# Everything the embedded defaults can build: file feeds wait for files to land, and network
+# sources need the network (each has its schedule, stopped by default).
+DEMO_SELECTION = "not (group:file_feeds or group:network_sources)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,11 +75,11 @@ def demo(home: str | None, lake: str | None, hours: int | None) -> None:
     started = time.perf_counter()
     with err.status("starting") as status:
         outcomes = materialize_selection(
-            "*",
+            DEMO_SELECTION,
             root_partition=window,
             settings=settings,
             instance=instance,
-            on_run=lambda label: status.update(f"materialising {label}"),
+            on_run=lambda label: status.update(escape(f"materialising {label}")),
         )
     for o in outcomes:
         err.print(f"{'[green]ok[/]' if o.success else '[red]FAILED[/]'} {o.label}", highlight=False)
@@ -132,7 +138,7 @@ def materialize(selection: str, partition: str | None, home: str | None, lake: s
             partition=partition,
             settings=settings,
             instance=instance,
-            on_run=lambda label: status.update(f"materialising {label}"),
+            on_run=lambda label: status.update(escape(f"materialising {label}")),
         )
     if not outcomes:
         raise click.ClickException(f"nothing to materialise for {selection!r}: no upstream partitions in the lake")
@@ -148,6 +154,59 @@ def _fail_on_failed_runs(outcomes) -> None:
         first = failed[0]
         more = f" (and {len(failed) - 1} more failed runs)" if len(failed) > 1 else ""
         raise click.ClickException(f"run {first.run_id} ({first.label}) failed: {first.error}{more}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--venue", help="Venue of every row, where the file does not say (binance, kraken, ...).")
+@click.option(
+    "--kind", type=click.Choice(["quotes", "trades", "documents", "listings"]), help="What a generic file holds."
+)
+@click.option("--symbol", help="Market symbol, where the file does not say (BTC-USDT or the venue's own).")
+@click.option("--market", type=click.Choice(["spot", "linear_perp", "inverse_perp", "future"]), help="Market type.")
+@click.option(
+    "--map", "column_map", help="Columns of a generic file: COLUMN=FIELD,... (COLUMN ours, FIELD the file's)."
+)
+@home_option
+@lake_option
+def ingest(paths, venue, kind, symbol, market, column_map, home, lake) -> None:
+    """Ingest files (paths or s3:// URIs): keep each as a raw snapshot, store its normalised rows and
+    quarantine in the lake, and print one JSON summary (last line)."""
+    import json
+
+    from arbiter.instance import open_instance
+    from arbiter.platform.ingest import IngestOptions
+    from arbiter.runner import ingest_files
+
+    IngestOptions.parse_map(column_map)  # a malformed --map fails before anything runs
+    settings = _settings(home, lake)
+    uris = [p if "://" in p else str(Path(p).expanduser().resolve()) for p in paths]
+    for uri, given in zip(uris, paths, strict=True):
+        if "://" not in uri and not Path(uri).is_file():
+            raise click.BadParameter(f"no file at {given}", param_hint="PATH")
+    options = {"venue": venue, "kind": kind, "symbol": symbol, "market": market, "column_map": column_map}
+    with err.status("starting") as status:
+        outcomes = ingest_files(
+            uris,
+            {k: v for k, v in options.items() if v},
+            settings=settings,
+            instance=open_instance(settings.dagster_home),
+            on_run=lambda label: status.update(escape(f"ingesting {label}")),
+        )
+    rows: dict[str, int] = {}
+    for o in outcomes:
+        for w in o.written:
+            table = "raw_snapshots" if w["asset"] == "landed_file" else w["asset"].removeprefix("file_")
+            rows[table] = rows.get(table, 0) + (w["rows"] or 0)
+    summary = {
+        "files": len(uris),
+        "failed": [{"file": o.partitions, "error": o.error} for o in outcomes if not o.success],
+        "rows": rows,
+        "partitions": sorted(w["path"] for o in outcomes for w in o.written if w["path"]),
+        "failed_checks": sorted({c for o in outcomes for c in o.failed_checks}),
+    }
+    click.echo(json.dumps(summary))
+    _fail_on_failed_runs(outcomes)
 
 
 @cli.command("sql")

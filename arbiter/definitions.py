@@ -8,7 +8,15 @@ import dagster as dg
 from arbiter import assets
 from arbiter.platform.settings import Settings
 from arbiter.resources import build_resources
-from arbiter.sensors.schedules import daily_stats_job, ingest_hourly, ingest_simulator_job, stats_daily
+from arbiter.sensors.landing import ingest_landed_files_job, landing_sensor
+from arbiter.sensors.schedules import (
+    daily_stats_job,
+    ingest_hourly,
+    ingest_simulator_job,
+    poll_schedules,
+    poll_sources_job,
+    stats_daily,
+)
 
 
 def build_definitions(stage_assets: list | None = None, settings: Settings | None = None) -> dg.Definitions:
@@ -18,8 +26,9 @@ def build_definitions(stage_assets: list | None = None, settings: Settings | Non
     full = stage_assets is None
     return dg.Definitions(
         assets=selected,
-        jobs=[ingest_simulator_job, daily_stats_job] if full else [],
-        schedules=[ingest_hourly, stats_daily] if full else [],
+        jobs=[ingest_simulator_job, daily_stats_job, ingest_landed_files_job, poll_sources_job] if full else [],
+        schedules=[ingest_hourly, stats_daily, *poll_schedules] if full else [],
+        sensors=[landing_sensor] if full else [],
         resources=build_resources(settings),
     )
 

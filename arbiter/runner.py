@@ -42,6 +42,7 @@ class RunOutcome:
     failed_checks: list[str] = field(default_factory=list)  # ERROR-severity checks that did not pass
     warned_checks: list[str] = field(default_factory=list)  # WARN-severity checks that did not pass
     error: str = ""  # the failing step and its error, in one line
+    written: list[dict] = field(default_factory=list)  # per materialised partition: asset, partition, rows, path
 
     @property
     def label(self) -> str:
@@ -172,12 +173,35 @@ def materialize_selection(
     return outcomes
 
 
-def _run(keys, partition_keys, resources, instance, on_run) -> RunOutcome:
+def ingest_files(
+    uris: list[str],
+    options: dict,
+    *,
+    settings: Settings | None = None,
+    instance: dg.DagsterInstance,
+    on_run: Callable[[str], None] = lambda _: None,
+) -> list[RunOutcome]:
+    """Ingest each file (a path or URI, its own key) as a partition of the file-feed assets, with
+    the ``LandingOptions`` given as ``options``; one run per file."""
+    from arbiter.assets.file_feeds import LANDED_FILES, file_rows, landed_file
+
+    settings = settings or Settings.from_env()
+    resources = build_resources(settings)
+    keys = [*landed_file.keys, *file_rows.keys]
+    config = {"ops": {"landed_file": {"config": options}}}
+    instance.add_dynamic_partitions(LANDED_FILES.name, uris)
+    return [_run(keys, [uri], resources, instance, on_run, config) for uri in uris]
+
+
+def _run(keys, partition_keys, resources, instance, on_run, run_config: dict | None = None) -> RunOutcome:
     names = sorted(k.to_user_string() for k in keys)
     label = ""
     tags = {}
-    if partition_keys:
-        label = partition_keys[0] if len(partition_keys) == 1 else f"{partition_keys[0]}{RANGE}{partition_keys[-1]}"
+    if partition_keys and len(partition_keys) == 1:
+        label = partition_keys[0]
+        tags = {"dagster/partition": label}
+    elif partition_keys:
+        label = f"{partition_keys[0]}{RANGE}{partition_keys[-1]}"
         tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1]}
     on_run(f"{', '.join(names)}" + (f" [{label}]" if label else ""))
     result = dg.materialize(
@@ -186,10 +210,21 @@ def _run(keys, partition_keys, resources, instance, on_run) -> RunOutcome:
         resources=resources,
         instance=instance,
         tags=tags,
-        run_config=QUIET,
+        run_config={**QUIET, **(run_config or {})},
         raise_on_error=False,
     )
     outcome = RunOutcome(result.run_id, result.success, names, label, error=_step_error(result))
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        meta = materialization.metadata
+        outcome.written.append(
+            {
+                "asset": materialization.asset_key.to_user_string(),
+                "partition": materialization.partition,
+                "rows": meta["dagster/row_count"].value if "dagster/row_count" in meta else None,
+                "path": meta["path"].value if "path" in meta else None,
+            }
+        )
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 
-from benchmarks import lake_figures, rest_soak
+from benchmarks import capture_figures, lake_figures, rest_soak
 
 # name -> function returning that figure's record (value, unit, details)
 FIGURES: dict[str, Callable[[], dict]] = {
@@ -17,6 +17,7 @@ FIGURES: dict[str, Callable[[], dict]] = {
     "lake_write_rows_per_s": lake_figures.lake_write_rows_per_s,
     "lake_read_rows_per_s": lake_figures.lake_read_rows_per_s,
     "duckdb_quantiles_10m_s": lake_figures.duckdb_quantiles_10m_s,
+    "normalise_capture_msgs_per_s": capture_figures.normalise_capture_msgs_per_s,
     "rest_soak": rest_soak.rest_soak,
 }
 

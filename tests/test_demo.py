@@ -5,7 +5,16 @@ import re
 import dagster as dg
 import duckdb
 
-TABLES = {"instruments", "market_stats_daily", "quarantine", "quotes", "simulated_arbitrage", "simulator_ticks"}
+TABLES = {
+    "documents",
+    "instruments",
+    "market_stats_daily",
+    "quarantine",
+    "quotes",
+    "simulated_announcement_events",
+    "simulated_arbitrage",
+    "simulator_ticks",
+}
 
 
 def printed_counts(stdout: str) -> dict[str, int]:

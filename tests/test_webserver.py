@@ -92,5 +92,5 @@ def test_a_backfill_from_the_ui_runs_once_over_its_range(ui):
     )
     lake = Lake(str(lake_root))
     assert [p for p in lake.partitions("quotes") if p["date"] == "2026-11-01"] == [
-        {"date": "2026-11-01", "hour": h} for h in ("00", "01", "02")
+        {"source": "simulator", "date": "2026-11-01", "hour": h} for h in ("00", "01", "02")
     ]

@@ -1,10 +1,21 @@
 """Software-defined assets: thin wrappers that call platform functions and attach metadata and checks."""
 
 from arbiter.assets.analytics import market_stats_daily
+from arbiter.assets.file_feeds import file_rows, landed_file
+from arbiter.assets.network_sources import source_rows, source_snapshots
 from arbiter.assets.quotes import normalised_quotes
 from arbiter.assets.reference import instruments
-from arbiter.assets.simulator import simulator_snapshots
+from arbiter.assets.simulator import simulator_announcements, simulator_snapshots
 
-INGESTION = [instruments, simulator_snapshots, normalised_quotes]
+INGESTION = [
+    instruments,
+    simulator_snapshots,
+    simulator_announcements,
+    normalised_quotes,
+    landed_file,
+    file_rows,
+    source_snapshots,
+    source_rows,
+]
 ANALYTICS = [market_stats_daily]
 ALL = [*INGESTION, *ANALYTICS]

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from arbiter.assets import quote_checks
+from arbiter.assets import table_checks
 from arbiter.assets.partitions import HOURLY
 from arbiter.platform import plots
 from arbiter.platform.normalise import quotes_from_simulator
@@ -11,7 +11,7 @@ from arbiter.platform.normalise import quotes_from_simulator
 MAX_QUARANTINE_SHARE = 0.01
 
 QUOTE_CHECKS = [
-    *quote_checks.specs("quotes"),
+    *table_checks.specs("quotes"),
     dg.AssetCheckSpec(
         "quarantine_share_below_1pct",
         asset="quotes_quarantine",
@@ -73,7 +73,7 @@ def normalised_quotes(context: dg.AssetExecutionContext, simulator_ticks: dict[s
         },
     )
 
-    yield from quote_checks.results(
+    yield from table_checks.results(
         "quotes", {k: r.rows for k, r in results.items()}, lambda k: HOURLY.time_window_for_partition_key(k).end
     )
     raw_rows = sum(raw.height for raw in simulator_ticks.values())

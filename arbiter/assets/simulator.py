@@ -3,8 +3,9 @@
 import dagster as dg
 import polars as pl
 
+from arbiter.assets import table_checks
 from arbiter.assets.partitions import HOURLY
-from arbiter.platform.sources import simulator
+from arbiter.platform.sources import announcements, simulator
 from arbiter.resources.lake import SimulatorResource
 
 CHECKS = [
@@ -78,3 +79,59 @@ def simulator_snapshots(context: dg.AssetExecutionContext, simulator_settings: S
 
 def simulate_hour_for(partition_key: str, cfg: simulator.SimulatorConfig) -> simulator.SimulatedHour:
     return simulator.simulate_hour(HOURLY.time_window_for_partition_key(partition_key).start, cfg)
+
+
+@dg.multi_asset(
+    outs={
+        "simulator_documents": dg.AssetOut(
+            description="Venue announcements the simulator published this hour (maintenance, deposit and "
+            "withdrawal suspensions, listings, delistings), worded like real ones. Stored in the shared "
+            "`documents` table under source=simulator.",
+            code_version="1",
+            owners=["team:data-engineering"],
+            metadata={"lake/table": "documents", "lake/prefix": {"source": "simulator"}},
+        ),
+        "simulated_announcement_events": dg.AssetOut(
+            description="Ground truth of each simulated announcement: venue, asset, network, event type and "
+            "the stated window. What an extractor should recover from the documents.",
+            code_version="1",
+            owners=["team:data-engineering"],
+        ),
+    },
+    group_name="ingestion",
+    partitions_def=HOURLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[
+        table_checks.unique_spec("simulator_documents", "documents"),
+        dg.AssetCheckSpec(
+            "one_event_per_document",
+            asset="simulated_announcement_events",
+            description="every simulated document has exactly one ground-truth event",
+        ),
+    ],
+)
+def simulator_announcements(context: dg.AssetExecutionContext, simulator_settings: SimulatorResource):
+    cfg = announcements.AnnouncementConfig(seed=simulator_settings.seed)
+    hours = {
+        key: announcements.simulate_announcements(HOURLY.time_window_for_partition_key(key).start, 1, cfg)
+        for key in context.partition_keys
+    }
+    yield dg.Output({k: h.documents for k, h in hours.items()}, output_name="simulator_documents")
+    yield dg.Output({k: h.truth for k, h in hours.items()}, output_name="simulated_announcement_events")
+    yield table_checks.unique_result(
+        "simulator_documents", "documents", pl.concat([h.documents for h in hours.values()], how="vertical_relaxed")
+    )
+    mismatched = {
+        k: h.documents.height - h.truth.height
+        for k, h in hours.items()
+        if sorted(h.documents["doc_id"].to_list()) != sorted(h.truth["doc_id"].to_list())
+    }
+    yield dg.AssetCheckResult(
+        asset_key="simulated_announcement_events",
+        check_name="one_event_per_document",
+        passed=not mismatched,
+        metadata={
+            "documents": sum(h.documents.height for h in hours.values()),
+            "mismatched": dg.MetadataValue.json(mismatched),
+        },
+    )

@@ -141,6 +141,24 @@ QUOTE_RULES = {
     "no_feed_gaps": gaps,
     "no_price_outliers": outliers,
 }
+# What identifies a row of each table: two rows with the same key are the same fact stored twice.
+ROW_KEYS = {
+    "quotes": [*MARKET, "channel", "seq", "ts"],
+    "trades": [*MARKET, "trade_id"],
+    "bars": [*MARKET, "interval", "ts"],
+    "instruments": [*MARKET, "valid_from"],
+    "documents": ["doc_id"],
+    "listings": ["venue", "listing_id"],
+}
+
+
+def duplicate_keys(table: str, frame: pl.DataFrame) -> RuleOutcome:
+    """No two rows share the table's key (``ROW_KEYS``): a fact is stored once."""
+    key = ROW_KEYS[table]
+    extra = frame.height - frame.select(key).n_unique() if frame.height else 0
+    return RuleOutcome(extra == 0, extra, {"key": ", ".join(key)})
+
+
 # Rules judged against the partition's time window (called with its end): they warn.
 WINDOW_RULES = {"no_late_arrivals": late_arrivals, "fresh_to_window_end": freshness}
 # Rules that describe the venue rather than our processing: they warn instead of failing.

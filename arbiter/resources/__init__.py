@@ -2,7 +2,7 @@
 
 from arbiter.platform.settings import Settings
 from arbiter.resources.io_manager import LakeIOManager
-from arbiter.resources.lake import DuckDBResource, LakeResource, SimulatorResource
+from arbiter.resources.lake import DuckDBResource, LakeResource, LandingResource, NetworkResource, SimulatorResource
 
 
 def build_resources(settings: Settings | None = None) -> dict:
@@ -16,8 +16,22 @@ def build_resources(settings: Settings | None = None) -> dict:
         "io_manager": LakeIOManager(lake=lake),
         "lake": lake,
         "duckdb": DuckDBResource(lake=lake),
+        "landing": LandingResource(root=settings.landing, lake=lake),
+        "network_sources": NetworkResource(
+            symbols=settings.rest_symbols,
+            base_urls=settings.rest_base_urls,
+            announcement_urls=settings.announcement_urls,
+        ),
         "simulator_settings": SimulatorResource(seed=settings.sim_seed, rate_scale=settings.sim_rate_scale),
     }
 
 
-__all__ = ["DuckDBResource", "LakeIOManager", "LakeResource", "SimulatorResource", "build_resources"]
+__all__ = [
+    "DuckDBResource",
+    "LakeIOManager",
+    "LakeResource",
+    "LandingResource",
+    "NetworkResource",
+    "SimulatorResource",
+    "build_resources",
+]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import typing
 from datetime import timedelta
+from urllib.parse import quote
 
 import dagster as dg
 import polars as pl
@@ -29,7 +30,12 @@ def hive_keys(partitions_def: dg.PartitionsDefinition, key: str, name: str = "pa
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
         by_dimension = partitions_def.get_partition_key_from_str(key).keys_by_dimension
         keys: dict[str, str] = {}
-        for dimension in partitions_def.partitions_defs:
+        # What the data is (a source) before when it is: ``source=x/date=/hour=`` like every table.
+        dimensions = sorted(
+            partitions_def.partitions_defs,
+            key=lambda d: isinstance(d.partitions_def, dg.TimeWindowPartitionsDefinition),
+        )
+        for dimension in dimensions:
             keys.update(hive_keys(dimension.partitions_def, by_dimension[dimension.name], dimension.name))
         return keys
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
@@ -40,7 +46,10 @@ def hive_keys(partitions_def: dg.PartitionsDefinition, key: str, name: str = "pa
         if length == timedelta(days=1):
             return time_partition(window.start, "day")
         raise dg.DagsterInvariantViolationError(f"lake: time partitions of {length} are not mapped to Hive keys")
-    return {name: key}
+    if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partitions_def.name:
+        name = partitions_def.name
+    # A key may be a path or URI (a landed file): percent-encoded it stays one directory level.
+    return {name: quote(key, safe="")}
 
 
 def _markdown(frame: pl.DataFrame) -> str:

@@ -7,6 +7,7 @@ import duckdb
 
 from arbiter.platform import sql
 from arbiter.platform.lake import Lake, S3Options
+from arbiter.platform.sources.network import NetworkConfig
 from arbiter.platform.sources.simulator import SimulatorConfig
 
 
@@ -16,11 +17,48 @@ class LakeResource(dg.ConfigurableResource):
     root: str
     s3_endpoint: str | None = None
 
-    def lake(self) -> Lake:
+    def s3_options(self) -> S3Options:
         s3 = S3Options.from_env()
         if self.s3_endpoint:
             s3 = S3Options(self.s3_endpoint, s3.region, s3.access_key, s3.secret_key)
-        return Lake(self.root, s3)
+        return s3
+
+    def lake(self) -> Lake:
+        return Lake(self.root, self.s3_options())
+
+
+class LandingResource(dg.ConfigurableResource):
+    """Where file feeds are dropped: a local folder or ``s3://bucket/prefix``, on the lake's S3 settings."""
+
+    root: str
+    lake: LakeResource
+
+    def locate(self, key: str) -> str:
+        """A landed file's location: keys under the landing root are relative; a file ingested
+        from elsewhere (``arbiter ingest``) is keyed by its own absolute path or URI."""
+        if "://" in key or key.startswith("/"):
+            return key
+        return f"{self.root.rstrip('/')}/{key}"
+
+    def s3(self) -> S3Options:
+        return self.lake.s3_options()
+
+
+class NetworkResource(dg.ConfigurableResource):
+    """What the network sources poll: symbols (canonical, comma-separated), base URLs that replace a
+    venue's own (``venue=url,...``, e.g. a proxy or a loopback venue) and announcement pages."""
+
+    symbols: str = "BTC-USDT,ETH-USDT,SOL-USDT"
+    base_urls: str = ""
+    announcement_urls: str = ""
+
+    def config(self) -> NetworkConfig:
+        pairs = (p.split("=", 1) for p in self.base_urls.split(",") if p.strip())
+        return NetworkConfig(
+            symbols=tuple(s.strip() for s in self.symbols.split(",") if s.strip()),
+            base_urls={venue.strip(): url.strip() for venue, url in pairs},
+            announcement_urls=tuple(u.strip() for u in self.announcement_urls.split(",") if u.strip()),
+        )
 
 
 class DuckDBResource(dg.ConfigurableResource):

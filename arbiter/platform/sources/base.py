@@ -87,3 +87,14 @@ def concat_frames(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFram
         for table, frame in frames.items():
             tables.setdefault(table, []).append(frame)
     return {table: pl.concat(frames, how="vertical_relaxed") for table, frames in tables.items()}
+
+
+def merge(parsed: list[Parsed]) -> Parsed:
+    """Many snapshots' results as one: frames concatenated table by table, every count summed."""
+    return Parsed(
+        frames=concat_frames([p.frames for p in parsed]),
+        raw_records=sum(p.raw_records for p in parsed),
+        absorbed=sum((p.absorbed for p in parsed), Counter()),
+        ignored_fields=sum((p.ignored_fields for p in parsed), Counter()),
+        resyncs=sum(p.resyncs for p in parsed),
+    )

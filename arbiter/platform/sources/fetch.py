@@ -51,9 +51,9 @@ class UnexpectedContent(FetchError):
 class MalformedBody(FetchError):
     """The body stayed truncated or malformed after a retry; ``body`` keeps the bytes for quarantine."""
 
-    def __init__(self, message: str, body: bytes):
+    def __init__(self, message: str, body: bytes, url: str = ""):
         super().__init__(message)
-        self.body = body
+        self.body, self.url = body, url
 
 
 class _Retryable(Exception):
@@ -223,7 +223,7 @@ class Fetcher:
             if problem:  # a bad body is retried once, then kept for quarantine
                 bad_bodies += 1
                 if bad_bodies >= 2:
-                    raise MalformedBody(f"venue {venue!r}: {problem} from {shown}, twice", body)
+                    raise MalformedBody(f"venue {venue!r}: {problem} from {shown}, twice", body, shown)
                 raise _Retryable(problem)
             return Fetched(shown, response.status_code, kept, body, time.time_ns(), attempts)
 

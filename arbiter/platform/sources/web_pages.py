@@ -26,7 +26,7 @@ from urllib.parse import urljoin
 
 import polars as pl
 
-from arbiter.platform.sources.base import Parsed, RawSnapshot, concat_frames
+from arbiter.platform.sources.base import Parsed, RawSnapshot, merge
 from arbiter.platform.sources.exchange_rest.records import Batch, FieldError
 from arbiter.platform.sources.web import feeds, html
 from arbiter.platform.sources.web.text import content_id, drop_leading_title, normalise_text, tidy_title, time_ns
@@ -180,15 +180,13 @@ def parse(snapshot: RawSnapshot, partition: str) -> Parsed:
 
 def parse_all(snapshots: Iterable[RawSnapshot], partition: str) -> Parsed:
     """One ``Parsed`` for many snapshots (a crawl), with text repeated across them absorbed once."""
-    parsed = [parse(snapshot, partition) for snapshot in snapshots]
-    frames = concat_frames([p.frames for p in parsed])
-    absorbed = sum((p.absorbed for p in parsed), Counter())
-    if "documents" in frames:
-        documents = frames["documents"]
-        frames["documents"] = documents.unique("doc_id", keep="first", maintain_order=True)
-        if repeats := documents.height - frames["documents"].height:
-            absorbed["duplicate_content"] += repeats
-    return Parsed(frames=frames, raw_records=sum(p.raw_records for p in parsed), absorbed=absorbed)
+    parsed = merge([parse(snapshot, partition) for snapshot in snapshots])
+    if "documents" in parsed.frames:
+        documents = parsed.frames["documents"]
+        parsed.frames["documents"] = documents.unique("doc_id", keep="first", maintain_order=True)
+        if repeats := documents.height - parsed.frames["documents"].height:
+            parsed.absorbed["duplicate_content"] += repeats
+    return parsed
 
 
 def drop_known(parsed: Parsed, known_ids: Iterable[str] | pl.Series) -> Parsed:

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from arbiter.platform.sources.exchange_rest.loopback import FaultServer
 from arbiter.platform.sources.fetch import (
     CircuitOpen,
     Fetcher,
@@ -14,7 +15,6 @@ from arbiter.platform.sources.fetch import (
     VenueLimits,
     redact,
 )
-from arbiter.platform.sources.exchange_rest.loopback import FaultServer
 
 OK = ("ok", b'{"ok": true}')
 FAST = VenueLimits(requests_per_s=1000, burst=1000, timeout_s=0.5, attempts=4, backoff_s=0.01, backoff_max_s=0.05)

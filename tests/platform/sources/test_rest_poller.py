@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from arbiter.platform.sources.exchange_rest import parse
+from arbiter.platform.sources.exchange_rest.loopback import FaultServer, WindowLimit
 from arbiter.platform.sources.exchange_rest.poller import (
     ENDPOINTS,
     PUBLISHED_LIMITS,
@@ -18,7 +19,6 @@ from arbiter.platform.sources.exchange_rest.poller import (
 )
 from arbiter.platform.sources.fetch import Fetcher, VenueLimits
 from benchmarks.rest_soak import rest_soak
-from arbiter.platform.sources.exchange_rest.loopback import FaultServer, WindowLimit
 
 DATA = Path(__file__).parents[2] / "data" / "rest"
 FAST = VenueLimits(requests_per_s=1000, burst=1000, timeout_s=1.0, attempts=2, backoff_s=0.01, backoff_max_s=0.02)

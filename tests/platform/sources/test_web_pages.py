@@ -19,10 +19,10 @@ import pytest
 from arbiter.platform.schema import DOCUMENTS, QUARANTINE, conform
 from arbiter.platform.sources import web_pages
 from arbiter.platform.sources.base import RawSnapshot
+from arbiter.platform.sources.exchange_rest.loopback import FaultServer
 from arbiter.platform.sources.fetch import Fetcher, VenueLimits
 from arbiter.platform.sources.web.crawl import Crawler, Validators
 from arbiter.platform.sources.web.text import content_id, normalise_text, time_ns
-from arbiter.platform.sources.exchange_rest.loopback import FaultServer
 
 SAMPLE = Path(__file__).parents[2] / "data" / "announcements" / "binance_dev.jsonl"
 ANNOUNCEMENTS = [json.loads(line) for line in SAMPLE.read_text().splitlines()]

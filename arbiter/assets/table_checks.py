@@ -1,0 +1,87 @@
+"""The quality rules of ``arbiter.platform.quality`` as Dagster asset checks.
+
+One place turns rules into check specs and per-run results, so every asset that writes quotes
+(the simulator's and each source's) carries the same checks with the same severities, every
+other table asset is checked for facts stored twice, and every raw snapshot asset for bytes
+that no longer match their recorded hash.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+
+import dagster as dg
+import polars as pl
+
+from arbiter.platform import quality
+
+
+def _describe(rule) -> str:
+    return (rule.__doc__ or "").strip().splitlines()[0]
+
+
+def specs(asset: str, windowed: bool = True) -> list[dg.AssetCheckSpec]:
+    """Check specs for ``asset``; window rules only where partitions are time windows."""
+    rules = {**quality.QUOTE_RULES, **(quality.WINDOW_RULES if windowed else {})}
+    return [dg.AssetCheckSpec(name, asset=asset, description=_describe(rule)) for name, rule in rules.items()]
+
+
+def results(
+    asset: str, quotes: Mapping[str, pl.DataFrame], window_end: Callable[[str], datetime] | None
+) -> Iterator[dg.AssetCheckResult]:
+    """One result per rule over all partitions of the run; failing partitions are named with detail.
+    Without ``window_end`` (partitions that are not time windows) the window rules are not judged."""
+    rules = {name: (lambda q, k, rule=rule: rule(q)) for name, rule in quality.QUOTE_RULES.items()}
+    if window_end is not None:
+        rules |= {name: (lambda q, k, rule=rule: rule(q, window_end(k))) for name, rule in quality.WINDOW_RULES.items()}
+    soft = quality.SOFT_RULES | set(quality.WINDOW_RULES)
+    for name, judge in rules.items():
+        outcomes = {key: judge(frame, key) for key, frame in quotes.items()}
+        failing = {key: o.detail for key, o in outcomes.items() if not o.passed}
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name=name,
+            passed=not failing,
+            severity=dg.AssetCheckSeverity.WARN if name in soft else dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "offending": sum(o.offending for o in outcomes.values()),
+                "by_partition": dg.MetadataValue.json(failing),
+            },
+        )
+
+
+UNIQUE = "no_duplicate_rows"
+INTACT = "snapshots_intact"
+
+
+def unique_spec(asset: str, table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        UNIQUE, asset=asset, description=f"no two rows share the key ({', '.join(quality.ROW_KEYS[table])})"
+    )
+
+
+def unique_result(asset: str, table: str, frame: pl.DataFrame) -> dg.AssetCheckResult:
+    outcome = quality.duplicate_keys(table, frame)
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name=UNIQUE, passed=outcome.passed, metadata={"duplicates": outcome.offending}
+    )
+
+
+def intact_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        INTACT, asset=asset, description="every stored snapshot's bytes still hash to its recorded sha256"
+    )
+
+
+def intact_result(asset: str, raw: pl.DataFrame) -> dg.AssetCheckResult:
+    bad = [
+        o
+        for o, body, sha in raw.select("origin", "body", "sha256").iter_rows()
+        if hashlib.sha256(body).hexdigest() != sha
+    ]
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=INTACT,
+        passed=not bad,
+        metadata={"snapshots": raw.height, "mismatched": dg.MetadataValue.json(bad[:10])},
+    )
