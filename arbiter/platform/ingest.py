@@ -41,14 +41,10 @@ class IngestOptions:
 
     @staticmethod
     def parse_map(text: str | None) -> dict[str, str]:
-        """``listing_id=id,title=title`` → ``{"listing_id": "id", "title": "title"}``."""
-        mapping = {}
-        for pair in filter(None, (p.strip() for p in (text or "").split(","))):
-            ours, sep, theirs = pair.partition("=")
-            if not sep or not ours.strip() or not theirs.strip():
-                raise ValueError(f"--map entry {pair!r} is not COLUMN=FIELD")
-            mapping[ours.strip()] = theirs.strip()
-        return mapping
+        """``listing_id=id,title=title`` → ``{"listing_id": "id", "title": "title"}`` (ValueError if malformed)."""
+        from arbiter.platform.sources.files.hints import parse_column_map
+
+        return parse_column_map(text or "")
 
     def meta(self) -> dict[str, str]:
         given = {"venue": self.venue, "kind": self.kind, "symbol": self.symbol, "market": self.market}

@@ -17,6 +17,7 @@ client and the capture replay drive it the same way, one message at a time:
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections import Counter
 
@@ -50,7 +51,7 @@ def contract_frame(table: str, rows: list[tuple]) -> pl.DataFrame:
     return frame.with_columns(pl.col(times).cast(pl.Datetime("ns", "UTC")))
 
 
-class StreamHandler:
+class StreamHandler(abc.ABC):
     """Rows, quarantine and accounting for one connection's messages. Venue handlers subclass it."""
 
     venue = ""
@@ -70,8 +71,9 @@ class StreamHandler:
 
     # the driving interface ------------------------------------------------------------------
 
+    @abc.abstractmethod
     def on_message(self, recv_ns: int, raw: bytes) -> list[str]:
-        raise NotImplementedError
+        """Apply one received message; returns the native symbols whose book needs a fresh snapshot."""
 
     def on_snapshot(self, recv_ns: int, symbol: str, raw: bytes) -> list[str]:
         """A REST book snapshot for ``symbol`` (native). Venues whose snapshots arrive in-band
@@ -80,7 +82,7 @@ class StreamHandler:
         self.reject("quotes", raw, "unexpected_snapshot", None)
         return []
 
-    def on_connect(self, recv_ns: int) -> None:
+    def on_connect(self, recv_ns: int) -> None:  # noqa: B027  (an optional hook: most venues keep no state)
         """A new connection: in-band books start over from the snapshot the venue will send."""
 
     def note(self, reason: str) -> None:
@@ -88,7 +90,7 @@ class StreamHandler:
         self.records += 1
         self.absorbed[reason] += 1
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook: only buffering venues override it)
         """End of the stream: quarantine whatever still waits for a snapshot."""
 
     # rows ------------------------------------------------------------------------------------
