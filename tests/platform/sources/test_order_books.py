@@ -15,8 +15,9 @@ import polars as pl
 import pytest
 
 from arbiter.platform.sources.stream.binance import BinanceHandler
-from arbiter.platform.sources.stream.books import GridBook, GridDiffs, NegativeSize, OrderBook, Top
+from arbiter.platform.sources.stream.books import NegativeSize, OrderBook, Top
 from arbiter.platform.sources.stream.coinbase import CoinbaseHandler
+from arbiter.platform.sources.stream.grid_book import GridBook, GridDiffs
 from arbiter.platform.sources.stream.kraken import KrakenHandler, checksum, checksum_text
 
 DATA = Path(__file__).parents[2] / "data" / "stream"

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from arbiter.platform.sources.base import Parsed, RawSnapshot
-from arbiter.platform.sources.stream import binance_bulk
 from arbiter.platform.sources.stream.binance import BinanceHandler
 from arbiter.platform.sources.stream.captures import NS_LINES, CaptureFormatError, gunzip
 from arbiter.platform.sources.stream.captures import recognise as recognise_format
@@ -55,6 +54,9 @@ def parse(snapshot: RawSnapshot, partition: str) -> Parsed:
     if fmt == NS_LINES:
         venue, market = identify(snapshot, partition, fmt, data[:HEAD_BYTES], ())
         if venue in BULK_VENUES:
+            # Imported here: its compiled book loop (numba) costs a third of a second to load.
+            from arbiter.platform.sources.stream import binance_bulk
+
             fast = binance_bulk.parse(snapshot, partition, data, venue, market)
             if fast is not None:
                 return fast

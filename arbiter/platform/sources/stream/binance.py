@@ -298,12 +298,14 @@ class BinanceHandler(StreamHandler):
         state.book = self.new_book(symbol)
         state.book.load_snapshot(levels)
         state.last_id, state.first, state.resyncing, state.asked, state.top = last_id, True, False, False, None
-        self._emit(state, symbol, recv_ns, event_ns, last_id, raw)
+        self.emit(state, symbol, recv_ns, event_ns, last_id, raw)
         pending, state.pending = state.pending, []
         for i, diff in enumerate(pending):
             if state.book is None:  # a buffered diff did not follow: the rest wait for another
                 state.pending.extend(pending[i:])
                 break
+            # The top a buffered diff yields is known only now, with the snapshot: received now.
+            diff.recv_ns = max(diff.recv_ns, recv_ns)
             if self._stale(state, diff):
                 if repairing:
                     self.reject("quotes", diff.raw, BOOK_RESYNC, "u")
@@ -359,9 +361,9 @@ class BinanceHandler(StreamHandler):
             self.reject("quotes", diff.raw, "non_positive", "b")
             return
         state.first, state.last_id = False, diff.last_id
-        self._emit(state, diff.symbol, diff.recv_ns, diff.event_ns, diff.last_id, diff.raw)
+        self.emit(state, diff.symbol, diff.recv_ns, diff.event_ns, diff.last_id, diff.raw)
 
-    def _emit(self, state: DepthState, symbol: str, recv_ns: int, event_ns: int | None, seq: int, raw) -> None:
+    def emit(self, state: DepthState, symbol: str, recv_ns: int, event_ns: int | None, seq: int, raw) -> None:
         """A ``ws_book`` quote when the best bid or ask (price or size) moved, else absorbed."""
         top = state.book.top()
         if top == state.top:

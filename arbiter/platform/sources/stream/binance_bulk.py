@@ -2,9 +2,11 @@
 
 A busy Binance capture is mostly ``bookTicker`` and ``trade`` lines, which need no state: they are
 decoded with Polars string kernels over the whole file, no Python per line. ``depthUpdate`` lines
-need the book's sequence rules, so they still pass one by one through ``BinanceHandler.on_diff``
-(the code the live client runs), but their levels — 35 per message on the USD-M 0 ms stream — are
-parsed for the whole file at once and applied through a ``GridBook``.
+need the book's sequence rules: their levels (about 80 per message on the USD-M 0 ms stream) are
+parsed for the whole file at once onto a price grid, their update ids are checked against each
+other in one pass, and each run of diffs that follow one another is applied by one compiled loop
+(``grid_book``). Snapshots, the first diff after one, and whatever breaks a run (a gap, a crossed
+book) go one by one through ``BinanceHandler`` (the code the live client runs), which decides.
 
 Decoding leans on Binance writing every message of a kind with the same keys in the same order:
 the first line of a kind fixes the layout (where each key and value falls when the line is split
@@ -27,9 +29,9 @@ import polars as pl
 from arbiter.platform.normalise import UnknownSymbol, canonical_symbol
 from arbiter.platform.sources.base import Parsed, RawSnapshot
 from arbiter.platform.sources.stream.binance import BinanceHandler, Diff, same_market
-from arbiter.platform.sources.stream.books import GridBook, GridDiffs
 from arbiter.platform.sources.stream.captures import ns_lines_frame
-from arbiter.platform.sources.stream.handler import BOOK_TICKER
+from arbiter.platform.sources.stream.grid_book import GridBook, GridDiffs
+from arbiter.platform.sources.stream.handler import BOOK_TICKER, BOOK_UNCHANGED, WS_BOOK
 
 MS = 1_000_000
 UTC_NS = pl.Datetime("ns", "UTC")
@@ -86,7 +88,7 @@ def parse(snapshot: RawSnapshot, partition: str, data: bytes, venue: str, market
     # (Polars releases the GIL) while this one replays the depth lines through the handler.
     with ThreadPoolExecutor(1) as pool:
         decoded = pool.submit(_stateless, lines, venue, market)
-        _replay_rest(lines.filter(~stateless), handler)
+        book_quotes = _replay_rest(lines.filter(~stateless), handler)
         quotes, trades = decoded.result()
     handled = pl.concat([quotes.get_column("line"), trades.get_column("line")])
     handler.records += handled.len()
@@ -97,7 +99,7 @@ def parse(snapshot: RawSnapshot, partition: str, data: bytes, venue: str, market
     ):
         handler.on_message(recv, msg.encode())
     handler.close()
-    return handler.parsed(extra={"quotes": [quotes.drop("line")], "trades": [trades.drop("line")]})
+    return handler.parsed(extra={"quotes": [quotes.drop("line"), *book_quotes], "trades": [trades.drop("line")]})
 
 
 def _stateless(lines: pl.DataFrame, venue: str, market: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -257,31 +259,116 @@ def _trades(lines: pl.DataFrame, venue: str, market: str, *, aggregate: bool) ->
     )
 
 
-def _replay_rest(rest: pl.DataFrame, handler: BinanceHandler) -> None:
-    """Depth diffs, snapshots and every line the vectorised decoders left, in capture order."""
+def _replay_rest(rest: pl.DataFrame, handler: BinanceHandler) -> list[pl.DataFrame]:
+    """Depth diffs, snapshots and every line the vectorised decoders left, in capture order;
+    returns the ``ws_book`` quote frames of the diff runs applied at once."""
     grid = _grid_depth(rest, handler)
     if grid is None:
         for recv, msg in rest.select("recv", "msg").iter_rows():
             handler.on_message(recv, msg.encode())
-        return
-    books, diffs, snapshots = grid
+        return []
+    books, depth, snapshots = grid
     handler.new_book = lambda symbol: GridBook(books[symbol])
-    for line, recv, msg in rest.select("line", "recv", "msg").iter_rows():
-        if (diff := diffs.get(line)) is not None:
+    rows = rest.select("line", "recv").join(depth.drop("recv"), on="line", how="left", maintain_order="left")
+    # A row continues a run when it and the row before are diffs of one symbol and its ids follow
+    # (handler rules for a book past its first diff: USD-M pu == previous u, spot U == previous u + 1).
+    before = {c: pl.col(c).shift(1) for c in ("native", "last")}
+    follows = pl.when(pl.col("prev").is_not_null()).then(pl.col("prev") == before["last"])
+    follows = follows.otherwise(pl.col("first") == before["last"] + 1)
+    continues = ((pl.col("native") == before["native"]) & follows & (pl.col("last") > before["last"])).fill_null(False)
+    starts = rows.with_row_index("i").filter(~continues).get_column("i").to_list()
+    line, recv, native, k, event, first, last, prev = (rows.get_column(c).to_list() for c in rows.columns)
+    msgs = rest.get_column("msg")
+    quotes = []
+    for start, stop in zip(starts, [*starts[1:], rows.height], strict=True):
+        i = start
+        while i < stop:
+            if native[i] is None:
+                if (snap := snapshots.get(line[i])) is not None:
+                    handler.records += 1
+                    symbol, last_id, event_ns, index = snap
+                    handler.on_book_snapshot(recv[i], symbol, last_id, event_ns, index, msgs[i])
+                else:
+                    handler.on_message(recv[i], msgs[i].encode())
+                i += 1
+                continue
+            state = handler.depth.get(native[i])
+            if i > start and state.book is not None and not state.first and state.last_id == last[i - 1]:
+                # The book holds the diff before: the rest of the run follows it, applied at once.
+                run = slice(i, stop)
+                applied, crossed = _apply_chain(handler, native[i], k[i], recv[run], event[run], last[run], quotes)
+                if crossed:  # the last diff applied crossed the book: the handler discards it
+                    c = i + applied - 1
+                    handler.records += 1
+                    state.last_id = last[c]
+                    handler.emit(state, native[c], recv[c], event[c] * MS, last[c], msgs[c])
+                i += applied
+                continue
             handler.records += 1
-            handler.on_diff(diff)
-        elif (snap := snapshots.get(line)) is not None:
-            handler.records += 1
-            symbol, last_id, event_ns, k = snap
-            handler.on_book_snapshot(recv, symbol, last_id, event_ns, k, msg)
-        else:
-            handler.on_message(recv, msg.encode())
+            handler.on_diff(Diff(recv[i], msgs[i], native[i], event[i] * MS, first[i], last[i], prev[i], k[i]))
+            i += 1
+    return quotes
+
+
+def _apply_chain(
+    handler: BinanceHandler, native: str, k: int, recv: list, event: list, last: list, quotes: list
+) -> tuple[int, bool]:
+    """Apply one symbol's diffs ``k`` onwards (each following the one before, the first following
+    the book) in one compiled loop; append a ``ws_book`` quote frame for those that moved the top
+    and absorb the rest, as ``on_diff`` would one by one. Returns how many were applied and
+    whether the last of them crossed the book (the loop stops there; that diff is left to the
+    caller, which has the handler discard the book)."""
+    state = handler.depth[native]
+    book = state.book
+    now = book.best()
+    tops = book.apply_run(k, k + len(last))
+    crossed = _crossed(tops, len(book.diffs.grid))
+    clean = len(tops) - crossed
+    handler.records += clean
+    columns = [np.concatenate([[before], after[:clean]]) for before, after in zip(now, tops, strict=True)]
+    moved = np.flatnonzero(np.any([np.diff(c) != 0 for c in columns], axis=0))
+    handler.absorb(BOOK_UNCHANGED, clean - len(moved))
+    if clean:
+        state.first, state.last_id = False, last[clean - 1]
+    if not crossed:  # (a crossed book is discarded by the caller, top and all)
+        state.top = book.top()
+    if len(moved):
+        grid, n = book.diffs.grid, len(book.diffs.grid)
+        bid_rank, bid_size, ask_rank, ask_size = (c[1:][moved] for c in columns)
+        has_bid, has_ask = bid_rank >= 0, ask_rank < n
+        quotes.append(
+            pl.DataFrame(
+                {
+                    "ts": np.asarray(event[:clean], dtype=np.int64)[moved] * MS,
+                    "ts_source": "venue",
+                    "recv_ts": np.asarray(recv[:clean], dtype=np.int64)[moved],
+                    "venue": handler.venue,
+                    "market": handler.market,
+                    "symbol": handler.symbol(native),
+                    "channel": WS_BOOK,
+                    "bid": np.where(has_bid, grid[np.where(has_bid, bid_rank, 0)], np.nan),
+                    "ask": np.where(has_ask, grid[np.where(has_ask, ask_rank, 0)], np.nan),
+                    "bid_size": np.where(has_bid, bid_size, np.nan),
+                    "ask_size": np.where(has_ask, ask_size, np.nan),
+                    "seq": np.asarray(last[:clean], dtype=np.int64)[moved],
+                }
+            ).with_columns(
+                pl.col("ts", "recv_ts").cast(UTC_NS), pl.col("bid", "ask", "bid_size", "ask_size").fill_nan(None)
+            )
+        )
+    return len(tops), crossed
+
+
+def _crossed(tops, n: int) -> bool:
+    """Whether the last top of a run crosses (the compiled loop stops after such a diff)."""
+    return bool(len(tops) and 0 <= tops.bid_rank[-1] >= tops.ask_rank[-1] < n)
 
 
 def _grid_depth(rest: pl.DataFrame, handler: BinanceHandler):
     """Every depth diff and snapshot of the capture parsed at once onto per-symbol price grids:
-    ``(GridDiffs per symbol, Diff per line, (symbol, last id, event ns, grid index) per snapshot
-    line)``, or None when some depth line or snapshot cannot be read this way."""
+    ``(GridDiffs per native symbol, the depth lines' ids with each one's index ``k`` among its
+    symbol's diffs, (symbol, last id, event ns, grid index) per snapshot line)``, or None when some
+    depth line or snapshot cannot be read this way."""
     depth = rest.filter(pl.col("kind") == DEPTH)
     if depth.is_empty():
         return None
@@ -310,6 +397,7 @@ def _grid_depth(rest: pl.DataFrame, handler: BinanceHandler):
     ):
         return None
     depth = depth.with_columns(header.select("native", "event", "first", "last", "prev"))
+    depth = depth.with_columns(k=pl.int_range(pl.len(), dtype=pl.Int64).over("native"))
     natives = depth.get_column("native").unique(maintain_order=True).to_list()
     if None in _symbols(depth.get_column("native")).values():
         return None  # the handler quarantines an unknown symbol's diffs
@@ -322,20 +410,17 @@ def _grid_depth(rest: pl.DataFrame, handler: BinanceHandler):
         owner = natives[0] if len(natives) == 1 else None
     if snapshots and owner is None:
         return None
-    books, diffs, snapshot_rows = {}, {}, {}
+    books, snapshot_rows = {}, {}
     for native in natives:
         part = depth.filter(pl.col("native") == native) if len(natives) > 1 else depth
         own = snapshots if native == owner else []
         book = _levels(part, own)
-        if book is None:
+        if book is None or not (book.grid > 0).all():  # the handler quarantines a price that is not positive
             return None
         books[native] = book
-        rows = part.select("line", "recv", "msg", "event", "first", "last", "prev").iter_rows()
-        for k, (line, recv, text, event, first, last, prev) in enumerate(rows):
-            diffs[line] = Diff(recv, text, native, event * MS, first, last, prev, k)
         for j, (line, last_id, event_ns, _) in enumerate(own):
             snapshot_rows[line] = (native, last_id, event_ns, part.height + j)
-    return books, diffs, snapshot_rows
+    return books, depth.select("line", "recv", "native", "k", "event", "first", "last", "prev"), snapshot_rows
 
 
 def _snapshots(lines: pl.DataFrame) -> list | None:

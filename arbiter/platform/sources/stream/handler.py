@@ -195,8 +195,8 @@ class StreamHandler(abc.ABC):
         data = raw.encode() if isinstance(raw, str) else bytes(raw)
         self.quarantine.append((target, self.source, self.partition, reason, field, data))
 
-    def absorb(self, reason: str) -> None:
-        self.absorbed[reason] += 1
+    def absorb(self, reason: str, count: int = 1) -> None:
+        self.absorbed[reason] += count
 
     def resync(self, symbol: str, why: str, **ids) -> None:
         """Count and log a forced book resynchronisation (the caller discards the book)."""
