@@ -170,24 +170,36 @@ def _fail_on_failed_runs(outcomes) -> None:
 @home_option
 @lake_option
 def ingest(paths, venue, kind, symbol, market, column_map, home, lake) -> None:
-    """Ingest files (paths or s3:// URIs): keep each as a raw snapshot, store its normalised rows and
-    quarantine in the lake, and print one JSON summary (last line)."""
+    """Ingest files (paths, folders or s3:// URIs): keep each as a raw snapshot, store its normalised
+    rows and quarantine in the lake, and print one JSON summary (last line). Capture logs of one
+    recording session given together (cryptofeed's `.ws.` and `.http.` files) are parsed together."""
     import json
+    from collections import Counter
 
     from arbiter.instance import open_instance
-    from arbiter.platform.ingest import IngestOptions
+    from arbiter.platform import ingest as ingesting
+    from arbiter.platform.sources.files.landing import list_landing
     from arbiter.runner import ingest_files
 
-    IngestOptions.parse_map(column_map)  # a malformed --map fails before anything runs
+    ingesting.IngestOptions.parse_map(column_map)  # a malformed --map fails before anything runs
     settings = _settings(home, lake)
-    uris = [p if "://" in p else str(Path(p).expanduser().resolve()) for p in paths]
-    for uri, given in zip(uris, paths, strict=True):
-        if "://" not in uri and not Path(uri).is_file():
+    uris: list[str] = []
+    for given in paths:
+        path = Path(given).expanduser().resolve()
+        if "://" in given or path.is_file():
+            uris.append(given if "://" in given else str(path))
+        elif path.is_dir():  # every file under it, as the landing folder is listed
+            found = [entry.key for entry in list_landing(str(path))]
+            if not found:
+                raise click.BadParameter(f"no files under {given}", param_hint="PATH")
+            uris += found
+        else:
             raise click.BadParameter(f"no file at {given}", param_hint="PATH")
+    partitions = ingesting.group(uris)
     options = {"venue": venue, "kind": kind, "symbol": symbol, "market": market, "column_map": column_map}
     with err.status("starting") as status:
         outcomes = ingest_files(
-            uris,
+            partitions,
             {k: v for k, v in options.items() if v},
             settings=settings,
             instance=open_instance(settings.dagster_home),
@@ -198,10 +210,15 @@ def ingest(paths, venue, kind, symbol, market, column_map, home, lake) -> None:
         for w in o.written:
             table = "raw_snapshots" if w["asset"] == "landed_file" else w["asset"].removeprefix("file_")
             rows[table] = rows.get(table, 0) + (w["rows"] or 0)
+    parsed = [summary for o in outcomes for summary in o.reconciled]
     summary = {
-        "files": len(uris),
+        "files": sum(len(files) for files in partitions.values()),
+        "sessions": {key: files for key, files in partitions.items() if len(files) > 1},
         "failed": [{"file": o.partitions, "error": o.error} for o in outcomes if not o.success],
         "rows": rows,
+        # raw records = rows + quarantine + absorbed, over every table but raw_snapshots
+        "raw_records": sum(p["raw_records"] for p in parsed),
+        "absorbed": dict(sum((Counter(p["absorbed"]) for p in parsed), Counter())),
         "partitions": sorted(w["path"] for o in outcomes for w in o.written if w["path"]),
         "failed_checks": sorted({c for o in outcomes for c in o.failed_checks}),
     }

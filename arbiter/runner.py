@@ -18,6 +18,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from arbiter import assets
+from arbiter.assets.parsed_tables import RECONCILE
 from arbiter.definitions import build_definitions
 from arbiter.platform.lake import Lake
 from arbiter.platform.settings import Settings
@@ -43,6 +44,7 @@ class RunOutcome:
     warned_checks: list[str] = field(default_factory=list)  # WARN-severity checks that did not pass
     error: str = ""  # the failing step and its error, in one line
     written: list[dict] = field(default_factory=list)  # per materialised partition: asset, partition, rows, path
+    reconciled: list[dict] = field(default_factory=list)  # per parsed partition: raw records, rows, absorbed
 
     @property
     def label(self) -> str:
@@ -61,6 +63,8 @@ def _upstream_windows(graph, key: dg.AssetKey, lake: Lake) -> list[tuple[datetim
     windows = []
     for parent in graph.get(key).parent_keys:
         node = graph.get(parent)
+        if node.partitions_def is None:  # reference data (``instruments``): no windows to follow
+            continue
         table = node.metadata.get("lake/table") or parent.path[-1]
         prefix = node.metadata.get("lake/prefix") or {}
         length = timedelta(hours=1)
@@ -95,9 +99,10 @@ def _keys_with_upstream(graph, key: dg.AssetKey, lake: Lake) -> list[str]:
     return sorted(keys)
 
 
-def _parse_partition(pdef: dg.PartitionsDefinition, text: str) -> list[str]:
-    """``KEY`` or ``START...END`` → the partition keys, each checked to exist."""
-    all_keys = pdef.get_partition_keys()
+def _parse_partition(pdef: dg.PartitionsDefinition, text: str, instance: dg.DagsterInstance) -> list[str]:
+    """``KEY`` or ``START...END`` → the partition keys, each checked to exist (dynamic partitions
+    are the instance's)."""
+    all_keys = pdef.get_partition_keys(dynamic_partitions_store=instance)
     if RANGE in text:
         start, end = (p.strip() for p in text.split(RANGE, 1))
         for k in (start, end):
@@ -112,8 +117,8 @@ def _parse_partition(pdef: dg.PartitionsDefinition, text: str) -> list[str]:
     return [text]
 
 
-def _contiguous(pdef: dg.PartitionsDefinition, keys: list[str]) -> list[list[str]]:
-    order = {k: i for i, k in enumerate(pdef.get_partition_keys())}
+def _contiguous(pdef: dg.PartitionsDefinition, keys: list[str], instance: dg.DagsterInstance) -> list[list[str]]:
+    order = {k: i for i, k in enumerate(pdef.get_partition_keys(dynamic_partitions_store=instance))}
     runs: list[list[str]] = []
     for k in sorted(set(keys), key=order.__getitem__):
         if runs and order[k] == order[runs[-1][-1]] + 1:
@@ -163,34 +168,38 @@ def materialize_selection(
             chosen: list[str] = []
             for k in keys:
                 if partition:
-                    chosen += _parse_partition(pdef, partition)
+                    chosen += _parse_partition(pdef, partition, instance)
                 elif root_partition and not graph.get(k).parent_keys:
-                    chosen += _parse_partition(pdef, root_partition)
+                    chosen += _parse_partition(pdef, root_partition, instance)
                 else:
                     chosen += _keys_with_upstream(graph, k, lake)
-            for run_keys in _contiguous(pdef, chosen):
+            for run_keys in _contiguous(pdef, chosen, instance):
                 outcomes.append(_run(keys, run_keys, resources, instance, on_run))
     return outcomes
 
 
 def ingest_files(
-    uris: list[str],
+    partitions: dict[str, list[str]],
     options: dict,
     *,
     settings: Settings | None = None,
     instance: dg.DagsterInstance,
     on_run: Callable[[str], None] = lambda _: None,
 ) -> list[RunOutcome]:
-    """Ingest each file (a path or URI, its own key) as a partition of the file-feed assets, with
-    the ``LandingOptions`` given as ``options``; one run per file."""
+    """Ingest files as partitions of the file-feed assets, ``partitions`` mapping each key to its
+    files as ``ingest.group`` makes them (a file alone is keyed by its own path or URI; a session's
+    files share its key), with the ``LandingOptions`` given as ``options``; one run per partition."""
     from arbiter.assets.file_feeds import LANDED_FILES, file_rows, landed_file
 
     settings = settings or Settings.from_env()
     resources = build_resources(settings)
     keys = [*landed_file.keys, *file_rows.keys]
-    config = {"ops": {"landed_file": {"config": options}}}
-    instance.add_dynamic_partitions(LANDED_FILES.name, uris)
-    return [_run(keys, [uri], resources, instance, on_run, config) for uri in uris]
+    instance.add_dynamic_partitions(LANDED_FILES.name, list(partitions))
+    outcomes = []
+    for key, files in partitions.items():
+        config = {"ops": {"landed_file": {"config": {**options, **({"files": files} if files != [key] else {})}}}}
+        outcomes.append(_run(keys, [key], resources, instance, on_run, config))
+    return outcomes
 
 
 def _run(keys, partition_keys, resources, instance, on_run, run_config: dict | None = None) -> RunOutcome:
@@ -226,6 +235,8 @@ def _run(keys, partition_keys, resources, instance, on_run, run_config: dict | N
             }
         )
     for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == RECONCILE and "summary" in evaluation.metadata:
+            outcome.reconciled.append(evaluation.metadata["summary"].value)
         if not evaluation.passed:
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             if evaluation.severity == dg.AssetCheckSeverity.ERROR:

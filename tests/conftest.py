@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 
@@ -48,6 +49,17 @@ def run_arbiter(*args: str, env: dict[str, str] | None = None, check: bool = Tru
     if check and result.returncode != 0:
         raise AssertionError(f"arbiter {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
     return result
+
+
+def check_evaluations(instance: dg.DagsterInstance, asset: str, check: str) -> list[tuple[dg.DagsterRun, object]]:
+    """Every evaluation of ``asset``'s ``check`` recorded in ``instance``, newest first, with its run."""
+    key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+    records = instance.event_log_storage.get_asset_check_execution_history(key, limit=100)
+    return [
+        (instance.get_run_by_id(r.run_id), r.event.dagster_event.event_specific_data)
+        for r in records
+        if r.event and r.event.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from tests.conftest import run_arbiter
+from tests.conftest import check_evaluations, run_arbiter
 
 
 def test_sql_formats(demo, tmp_path):
@@ -59,6 +59,32 @@ def test_materialize_follows_upstream_partitions_and_records_runs(demo, tmp_path
     assert len(lines) == 1 and lines[0].startswith("ok  run ") and "..." in lines[0]  # both hours, one run
     run_id = lines[0].split()[2]
     assert dg.DagsterInstance.from_config(str(home)).get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_ingested_trades_of_a_market_missing_from_instruments_fail_the_check(demo, tmp_path):
+    # On a copy, whose `instruments` holds the simulator's 12 markets (binance spot BTC-USDT among them).
+    home, lake = tmp_path / "home", tmp_path / "lake"
+    shutil.copytree(demo.home, home)
+    shutil.copytree(demo.lake, lake)
+    env = {**demo.env, "DAGSTER_HOME": str(home), "ARBITER_LAKE": str(lake)}
+    known, unknown = (tmp_path / "known.csv").resolve(), (tmp_path / "unknown.csv").resolve()
+    known.write_text("t,p,q,s\n2026-11-21T10:00:00Z,42000.1,0.25,BTC-USDT\n2026-11-21T10:00:01Z,3000.5,1,ETH-USDT\n")
+    unknown.write_text(
+        "t,p,q,s\n2026-11-21T10:00:00Z,0.31,100,DOGE-USDT\n2026-11-21T10:00:01Z,0.32,50,DOGE-USDT\n"
+        "2026-11-21T10:00:02Z,42000.2,0.5,BTC-USDT\n"
+    )
+    flags = ["--venue", "binance", "--market", "spot", "--kind", "trades", "--map", "ts=t,price=p,size=q,symbol=s"]
+    result = run_arbiter("ingest", str(known), str(unknown), *flags, env=env)  # a failed check fails no run
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["rows"]["trades"] == 5 and summary["failed_checks"] == ["file_trades:no_unknown_markets"]
+
+    evaluations = check_evaluations(dg.DagsterInstance.from_config(str(home)), "file_trades", "no_unknown_markets")
+    by_file = {run.tags["dagster/partition"]: evaluation for run, evaluation in evaluations}
+    assert by_file[str(known)].passed and by_file[str(known)].metadata["offending"].value == 0
+    failed = by_file[str(unknown)]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert failed.metadata["offending"].value == 2
+    assert failed.metadata["by_partition"].value == {str(unknown): {"markets": 1, "binance/spot/DOGE-USDT": 2}}
 
 
 def test_catalog_for_any_duckdb_client(demo, tmp_path):

@@ -5,6 +5,8 @@ import re
 import dagster as dg
 import duckdb
 
+from tests.conftest import check_evaluations
+
 TABLES = {
     "documents",
     "instruments",
@@ -41,4 +43,7 @@ def test_demo_history_is_in_the_instance(demo):
     assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     quotes = instance.fetch_materializations(dg.AssetKey("quotes"), limit=100).records
     assert len(quotes) == 2  # two hourly partitions in the small profile
+    # Every simulated market is in `instruments`, built before the quotes are checked against it.
+    ((_, known),) = check_evaluations(instance, "quotes", "no_unknown_markets")
+    assert known.passed and known.metadata["offending"].value == 0 and known.metadata["known_markets"].value == 12
     assert (demo.home / "dagster.yaml").read_text().count("telemetry") == 1

@@ -37,6 +37,9 @@ def daemon(tmp_path):
     home, landing, lake = ensure_home(tmp_path / "home"), tmp_path / "landing", tmp_path / "lake"
     landing.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home), "ARBITER_LANDING": str(landing), "ARBITER_LAKE": str(lake)}
+    # The instance's SQLite storage is created here, before the daemon and its code server start:
+    # two processes creating it at once can leave it unusable (two alembic heads).
+    instance = dg.DagsterInstance.from_config(str(home))
     log = (tmp_path / "daemon.log").open("w")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", "arbiter.definitions", "-a", "defs"],
@@ -46,7 +49,7 @@ def daemon(tmp_path):
         start_new_session=True,
     )
     try:
-        yield dg.DagsterInstance.from_config(str(home)), landing, Lake(str(lake))
+        yield instance, landing, Lake(str(lake))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)

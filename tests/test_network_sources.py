@@ -9,10 +9,12 @@ import dagster as dg
 import pytest
 
 from arbiter.assets.partitions import CURRENT_HOURLY
+from arbiter.assets.table_checks import NO_INSTRUMENTS
 from arbiter.platform.lake import Lake
 from arbiter.platform.settings import Settings
 from arbiter.platform.sources.exchange_rest.loopback import FaultServer
 from arbiter.runner import materialize_selection
+from tests.conftest import check_evaluations
 
 REST = Path(__file__).parent / "data" / "rest" / "binance_spot"
 
@@ -61,6 +63,11 @@ def test_polling_keeps_raw_bytes_and_normalises_the_window(venues):
     assert quotes.height == 1 and quotes["symbol"][0] == "BTC-USDT" and quotes["venue"][0] == "binance"
     assert trades.height > 0 and set(trades["symbol"]) == {"BTC-USDT"}
     assert binance.count() == 2
+    # Nothing fetched the venue's metadata into `instruments`: the rows cannot be vouched for, and the
+    # check fails saying so, rather than passing on an empty reference.
+    assert outcomes[1].failed_checks == ["source_quotes:no_unknown_markets", "source_trades:no_unknown_markets"]
+    ((_, unvouched),) = check_evaluations(instance, "source_trades", "no_unknown_markets")
+    assert unvouched.description == NO_INSTRUMENTS and unvouched.metadata["offending"].value == trades.height
 
     # Re-normalising a stored window parses what it holds again: the same rows.
     again = materialize_selection(

@@ -90,10 +90,10 @@ def _malformed(source: str, error: PollError) -> list[RawSnapshot]:
     check_specs=parsed_tables.check_specs("source"),
     op_tags={"arbiter/stage": "ingestion"},
 )
-def source_rows(context: dg.AssetExecutionContext, source_snapshots: pl.DataFrame):
+def source_rows(context: dg.AssetExecutionContext, source_snapshots: pl.DataFrame, lake: LakeResource):
     source, _ = _window(context)
     parsed, errors = network.parse(source, ingest.snapshots_of(source_snapshots), context.partition_key)
-    yield from parsed_tables.emit("source", parsed, context.partition_key)
+    yield from parsed_tables.emit("source", parsed, context.partition_key, lake.lake())
     if errors:
         raise dg.Failure(
             description=f"source {source!r}, partition {context.partition_key}: {len(errors)} response(s) "

@@ -7,11 +7,13 @@ from arbiter.assets import table_checks
 from arbiter.assets.partitions import HOURLY
 from arbiter.platform import plots
 from arbiter.platform.normalise import quotes_from_simulator
+from arbiter.resources.lake import LakeResource
 
 MAX_QUARANTINE_SHARE = 0.01
 
 QUOTE_CHECKS = [
     *table_checks.specs("quotes"),
+    table_checks.known_spec("quotes"),
     dg.AssetCheckSpec(
         "quarantine_share_below_1pct",
         asset="quotes_quarantine",
@@ -38,12 +40,18 @@ QUOTE_CHECKS = [
         ),
     },
     ins={"simulator_ticks": dg.AssetIn()},
+    # The simulator's markets are the ones `instruments` describes: built first, then checked against.
+    deps=["instruments"],
+    internal_asset_deps={
+        "quotes": {dg.AssetKey("simulator_ticks"), dg.AssetKey("instruments")},
+        "quotes_quarantine": {dg.AssetKey("simulator_ticks")},
+    },
     group_name="ingestion",
     partitions_def=HOURLY,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=QUOTE_CHECKS,
 )
-def normalised_quotes(context: dg.AssetExecutionContext, simulator_ticks: dict[str, pl.DataFrame]):
+def normalised_quotes(context: dg.AssetExecutionContext, simulator_ticks: dict[str, pl.DataFrame], lake: LakeResource):
     results = {
         key: quotes_from_simulator(raw, source="simulator", partition=key) for key, raw in simulator_ticks.items()
     }
@@ -73,9 +81,9 @@ def normalised_quotes(context: dg.AssetExecutionContext, simulator_ticks: dict[s
         },
     )
 
-    yield from table_checks.results(
-        "quotes", {k: r.rows for k, r in results.items()}, lambda k: HOURLY.time_window_for_partition_key(k).end
-    )
+    rows = {k: r.rows for k, r in results.items()}
+    yield from table_checks.results("quotes", rows, lambda k: HOURLY.time_window_for_partition_key(k).end)
+    yield table_checks.known_result("quotes", rows, table_checks.known_markets(lake.lake()))
     raw_rows = sum(raw.height for raw in simulator_ticks.values())
     share = sum(reasons.values()) / raw_rows if raw_rows else 0.0
     yield dg.AssetCheckResult(

@@ -2,10 +2,12 @@
 
 One place turns rules into check specs and per-run results, so every asset that writes quotes
 (the simulator's and each source's) carries the same checks with the same severities, every
+asset that writes quotes or trades is checked against the markets in ``instruments``, every
 other table asset is checked for facts stored twice, and every raw snapshot asset for bytes
 that no longer match their recorded hash.
 """
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -14,6 +16,7 @@ import dagster as dg
 import polars as pl
 
 from arbiter.platform import quality
+from arbiter.platform.lake import Lake, PartitionNotFound
 
 
 def _describe(rule) -> str:
@@ -84,4 +87,46 @@ def intact_result(asset: str, raw: pl.DataFrame) -> dg.AssetCheckResult:
         check_name=INTACT,
         passed=not bad,
         metadata={"snapshots": raw.height, "mismatched": dg.MetadataValue.json(bad[:10])},
+    )
+
+
+KNOWN = "no_unknown_markets"
+MARKET_ROWS = ("quotes", "trades")  # the tables whose rows must name a market ``instruments`` knows
+NO_INSTRUMENTS = (
+    "the lake holds no `instruments` rows yet: materialise `instruments` or ingest the venues' metadata "
+    "(exchangeInfo, products, AssetPairs), then materialise this asset again"
+)
+
+
+def known_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(KNOWN, asset=asset, description=_describe(quality.unknown_markets))
+
+
+def known_markets(lake: Lake, *written: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The markets of every ``instruments`` row in the lake (all sources and partitions, every
+    ``valid_from``) and of ``written`` (instruments the same run writes); None when there are none."""
+    frames = [f for f in written if f is not None]
+    with contextlib.suppress(PartitionNotFound):  # no instruments anywhere yet
+        frames.append(lake.read("instruments"))
+    markets = [f.select(pl.col(*quality.MARKET).cast(pl.String)) for f in frames if f.height]
+    return pl.concat(markets).unique() if markets else None
+
+
+def known_result(asset: str, rows: Mapping[str, pl.DataFrame], instruments: pl.DataFrame | None) -> dg.AssetCheckResult:
+    """Each partition's rows against the known markets (``known_markets``). With no instruments at
+    all nothing can be vouched for: any row fails the check, whose description says what to build."""
+    reference = pl.DataFrame(schema=dict.fromkeys(quality.MARKET, pl.String)) if instruments is None else instruments
+    outcomes = {key: quality.unknown_markets(frame, reference) for key, frame in rows.items()}
+    failing = {key: o.detail for key, o in outcomes.items() if not o.passed}
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=KNOWN,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=NO_INSTRUMENTS if instruments is None and failing else None,
+        metadata={
+            "offending": sum(o.offending for o in outcomes.values()),
+            "known_markets": reference.height,
+            "by_partition": dg.MetadataValue.json(failing),
+        },
     )

@@ -4,6 +4,11 @@ Every adapter kind (exchange REST responses, websocket captures, file feeds, web
 whether the first bytes are its own; the first that claims them parses the whole snapshot.
 Options a user gives (venue, kind, symbol, market, a column map) travel in the snapshot's
 ``meta``, so re-normalising a stored snapshot later applies them again without being told.
+
+Files given together that belong to one recording session (cryptofeed's capture logs of one
+exchange in one folder: a ``.ws.`` connection and the ``.http.`` REST book snapshots taken for it)
+form one partition (``group``), whose files are each kept as their own raw snapshot but parsed
+together (``parse_together``), so the connection's order books start from those snapshots.
 """
 
 from __future__ import annotations
@@ -12,17 +17,24 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import time
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from arbiter.platform.lake import S3Options
-from arbiter.platform.sources.base import Adapter, Parsed, RawSnapshot
+from arbiter.platform.sources.base import Adapter, Parsed, RawSnapshot, merge
 
 HEAD_BYTES = 64 * 1024
 OPTION_KEYS = ("venue", "kind", "symbol", "market", "map")
+# cryptofeed names its capture logs ``<EXCHANGE>.<rotation>`` (the feed's own: configuration and
+# reference data) and ``<EXCHANGE>.<ws|http>.<connection>.<rotation>`` (one per connection), all
+# in the folder it records into; ``.gz`` when compressed afterwards.
+_CAPTURE_LOG = re.compile(r"(?P<exchange>[A-Z][A-Z0-9_]*)\.(?:(?:ws|http)\.\d+\.)?\d+(?:\.gz)?")
+_SESSION = re.compile(r"[A-Z][A-Z0-9_]*\.\*")  # the name part of a session key: ``<EXCHANGE>.*``
 
 
 class Unrecognised(ValueError):
@@ -119,6 +131,68 @@ def _describe(head: bytes, name: str, source: str) -> str:
 def parse(snapshot: RawSnapshot, partition: str) -> Parsed:
     adapter, _ = recognise(snapshot)
     return adapter.parse(snapshot, partition)
+
+
+def session_key(uri: str) -> str | None:
+    """``<folder>/<EXCHANGE>.*``, the recording session of a cryptofeed capture log (by its name),
+    else None."""
+    folder, _, name = uri.rpartition("/")
+    found = _CAPTURE_LOG.fullmatch(name)
+    return f"{folder}/{found['exchange']}.*" if found else None
+
+
+def is_session_key(key: str) -> bool:
+    return bool(_SESSION.fullmatch(key.rpartition("/")[2]))
+
+
+def group(uris: Iterable[str]) -> dict[str, list[str]]:
+    """Partition key → its files, in the order first given (a file given twice counts once).
+
+    Two or more capture logs of one session share the session's key, so they are parsed together;
+    any other file (a capture log given with no other of its session included) is its own
+    partition, keyed by itself.
+    """
+    by_session: dict[str, list[str]] = {}
+    for uri in dict.fromkeys(uris):
+        by_session.setdefault(session_key(uri) or uri, []).append(uri)
+    return {key if len(files) > 1 else files[0]: sorted(files) for key, files in by_session.items()}
+
+
+def members(key: str, files: Sequence[str] = (), s3: S3Options | None = None) -> list[str]:
+    """The files of partition ``key`` (located: an absolute path or URI). A file's key is the file.
+    A session's are ``files`` as given when it was ingested, or without them (re-materialised from
+    the UI) every capture log of the session now in its folder. ValueError names a given file that
+    is not the partition's; FileNotFoundError a session with no file left."""
+    session = is_session_key(key)
+    strays = [f for f in files if (session_key(f) if session else f) != key]
+    if strays:
+        raise ValueError(f"source 'files', partition {key!r}, field 'files': {strays} do not belong to it")
+    if files or not session:
+        return sorted(files) or [key]
+    from arbiter.platform.sources.files.landing import list_landing
+
+    folder = key.rpartition("/")[0]
+    found = [entry.key for entry in list_landing(folder, s3) if session_key(entry.key) == key]
+    if not found:
+        raise FileNotFoundError(f"source 'files', partition {key!r}: no capture log of this session in {folder}")
+    return found
+
+
+def parse_together(snapshots: Sequence[RawSnapshot], partition: str) -> Parsed:
+    """A partition's snapshots as one result. A file alone parses as ``parse``; a session's
+    websocket captures are replayed together in receive-time order (``stream.parse_many``), so
+    REST book snapshots reach the connection whose books need them. Any other file among them is
+    parsed on its own, and the counts of all add up."""
+    from arbiter.platform.sources import stream
+
+    claimed = [(recognise(snapshot)[0], snapshot) for snapshot in snapshots]
+    captures = [snapshot for adapter, snapshot in claimed if adapter.kind == stream.KIND]
+    if len(captures) < 2:
+        parts = [adapter.parse(snapshot, partition) for adapter, snapshot in claimed]
+    else:
+        parts = [adapter.parse(snapshot, partition) for adapter, snapshot in claimed if adapter.kind != stream.KIND]
+        parts.append(stream.parse_many(captures, partition))
+    return parts[0] if len(parts) == 1 else merge(parts)
 
 
 def raw_frame(snapshots: list[RawSnapshot]) -> pl.DataFrame:

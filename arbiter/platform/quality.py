@@ -4,6 +4,8 @@ Each rule returns a ``RuleOutcome``: whether it passed, the number of offending 
 and a small breakdown for the check's metadata. Hard rules (duplicates, order, crossed books) must
 hold after normalisation, which quarantines such rows; soft rules (staleness, gaps, outliers)
 describe the feed and warn, because a stale venue is a fact to trade around, not bad data.
+``unknown_markets`` holds rows against the reference data and is an error too: a market missing
+from ``instruments`` has no precision, fees or contract size to trade it on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 MARKET = ("venue", "market", "symbol")
+STREAM = (*MARKET, "channel")  # one feed of one market: a venue's bookTicker, or a book we keep
 
 
 @dataclass(frozen=True)
@@ -28,17 +31,19 @@ def _by_market(frame: pl.DataFrame, flag: pl.Expr) -> dict[str, int]:
 
 
 def duplicates(quotes: pl.DataFrame) -> RuleOutcome:
-    """No venue update may appear twice for one market (rows without a venue ``seq`` are exempt).
+    """No venue update may appear twice in one stream (rows without a venue ``seq`` are exempt).
+    Channels are apart: Binance's bookTicker and the book rebuilt from its diffs share update ids.
 
     Counts the extra copies, not the first of each."""
-    dup = pl.col("seq").is_not_null() & ~pl.struct([*MARKET, "seq"]).is_first_distinct()
+    dup = pl.col("seq").is_not_null() & ~pl.struct([*STREAM, "seq"]).is_first_distinct()
     n = quotes.select(dup.sum()).item()
     return RuleOutcome(n == 0, n, _by_market(quotes, dup))
 
 
 def out_of_order(quotes: pl.DataFrame) -> RuleOutcome:
-    """In receive order, each market's venue ``seq`` never goes backwards."""
-    back = (pl.col("seq") < pl.col("seq").shift(1).over(list(MARKET))).fill_null(False)
+    """In receive order, each stream's timestamps never go backwards (venue times compared with
+    venue times: a snapshot stamped on receipt may follow an update the venue stamped earlier)."""
+    back = (pl.col("ts") < pl.col("ts").shift(1).over([*STREAM, "ts_source"])).fill_null(False)
     ordered = quotes.sort("recv_ts", maintain_order=True)
     n = ordered.select(back.sum()).item()
     return RuleOutcome(n == 0, n, _by_market(ordered, back))
@@ -120,6 +125,26 @@ def freshness(rows: pl.DataFrame, window_end, max_silence_s: float = 60.0) -> Ru
     return RuleOutcome(behind.is_empty(), behind.height, {"threshold_s": max_silence_s, **detail})
 
 
+def unknown_markets(rows: pl.DataFrame, instruments: pl.DataFrame) -> RuleOutcome:
+    """Every row's market (venue, market, symbol) has a row in ``instruments``: the reference data knows it.
+
+    Any version of the market counts: ``valid_from`` records when its terms were learnt, not when
+    it began trading, so history ingested after the venue's metadata is still a known market.
+    Counts the offending rows; the detail names the unknown markets, the busiest first."""
+    known = instruments.lazy().select(pl.col(*MARKET).cast(pl.String)).unique()
+    unknown = (
+        rows.lazy()  # lazy group-by: 5x the eager one here (1.7M demo quotes: 30 ms, not 150)
+        .group_by(MARKET)
+        .len()
+        .with_columns(pl.col(*MARKET).cast(pl.String))
+        .join(known, on=list(MARKET), how="anti")
+        .sort(["len", *MARKET], descending=[True, False, False, False])
+        .collect()
+    )
+    detail = {"/".join(str(v) for v in r[:3]): int(r[3]) for r in unknown.head(10).iter_rows()}
+    return RuleOutcome(unknown.is_empty(), int(unknown["len"].sum()), {"markets": unknown.height, **detail})
+
+
 def _unchanged_runs(quotes: pl.DataFrame) -> pl.DataFrame:
     """For each run of identical consecutive books in a market, how long it lasted."""
     book = ["bid", "ask", "bid_size", "ask_size"]
@@ -135,7 +160,7 @@ def _unchanged_runs(quotes: pl.DataFrame) -> pl.DataFrame:
 
 QUOTE_RULES = {
     "no_duplicate_updates": duplicates,
-    "in_sequence_order": out_of_order,
+    "in_time_order": out_of_order,
     "no_crossed_books": crossed,
     "no_stale_books": stale,
     "no_feed_gaps": gaps,

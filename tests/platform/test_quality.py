@@ -4,6 +4,7 @@ import polars as pl
 
 from arbiter.platform import quality
 from arbiter.platform.schema import QUOTES
+from arbiter.platform.sources import simulator
 
 DEFAULT = {
     "ts": 0,
@@ -46,7 +47,11 @@ def test_each_rule_catches_its_violation():
 
     base = [{"seq": i, "ts": i * S, "recv_ts": i * S, "bid": 100.0 + i % 2, "ask": 102.0} for i in range(5)]
     assert quality.duplicates(f([*base, {**base[2], "recv_ts": 9 * S, "ts": 9 * S}])).offending == 1
-    assert quality.out_of_order(f([*base, {"seq": 1, "ts": 9 * S, "recv_ts": 9 * S}])).offending == 1
+    assert quality.out_of_order(f([*base, {"seq": 9, "ts": 2 * S, "recv_ts": 9 * S}])).offending == 1
+    # Channels are separate streams: Binance's bookTicker and our rebuilt book share update ids,
+    # and a book's venue time may trail the ticker's receive time.
+    book = {"channel": "ws_book", "seq": 2, "ts": 1 * S, "recv_ts": 9 * S}
+    assert quality.duplicates(f([*base, book])).passed and quality.out_of_order(f([*base, book])).passed
     assert quality.crossed(f([*base, {"seq": 9, "bid": 3.0, "ask": 2.0}])).offending == 1
     frozen = [{"seq": i, "ts": i * S, "recv_ts": i * S} for i in range(15)]
     assert not quality.stale(f(frozen), max_unchanged_s=10).passed
@@ -71,3 +76,25 @@ def test_late_arrivals_and_freshness_measure_against_the_window_end():
     silent_venue = {"venue": "kraken", "seq": 1, "ts": 10 * S, "recv_ts": 10 * S}
     fresh = quality.freshness(f([*on_time, silent_venue]), end, max_silence_s=30)
     assert (fresh.offending, fresh.detail["kraken/spot/BTC-USDT"]) == (1, 90.0)
+
+
+def test_unknown_markets_are_counted_and_named_by_their_full_key():
+    def f(rows):
+        return frame(rows).with_columns(pl.col("ts", "recv_ts").cast(pl.Datetime("ns", "UTC")))
+
+    instruments = simulator.instruments()  # every version counts: a later one changes nothing
+    instruments = pl.concat([instruments, instruments.with_columns(pl.col("valid_from").dt.offset_by("1d"))])
+    known = [{"seq": i, "ts": i * S, "recv_ts": i * S} for i in range(3)]  # binance/spot/BTC-USDT
+    assert quality.unknown_markets(f(known), instruments) == quality.RuleOutcome(True, 0, {"markets": 0})
+    # Same venue and symbol on another market type, and a symbol nobody lists: each is its own market.
+    perp = [{"market": "inverse_perp", "seq": 9}]
+    doge = [{"symbol": "DOGE-USDT", "seq": i} for i in range(2)]
+    outcome = quality.unknown_markets(
+        f([*known, *perp, *doge]).with_columns(pl.col("venue").cast(pl.Categorical)), instruments
+    )
+    assert outcome == quality.RuleOutcome(
+        False, 3, {"markets": 2, "binance/spot/DOGE-USDT": 2, "binance/inverse_perp/BTC-USDT": 1}
+    )
+    assert list(outcome.detail)[1:] == ["binance/spot/DOGE-USDT", "binance/inverse_perp/BTC-USDT"]  # busiest first
+    # No reference data at all: every row is unknown.
+    assert quality.unknown_markets(f(known), instruments.clear()).offending == 3

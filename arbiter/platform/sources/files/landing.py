@@ -76,7 +76,8 @@ def changes(entries: list[LandingEntry], cursor: str | None) -> tuple[list[Landi
 
 
 def read_bytes(key: str, s3: S3Options | None = None) -> bytes:
-    """The content of one landing entry, as it is now."""
+    """The content of one landing entry, as it is now, byte for byte (a ``.gz`` file stays compressed:
+    pyarrow would inflate it by its extension; the adapters read gzip themselves)."""
     fs, path, _ = _filesystem(key, s3)
-    with fs.open_input_stream(path) as stream:
+    with fs.open_input_stream(path, compression=None) as stream:
         return stream.read()
