@@ -18,7 +18,7 @@ from arbiter.platform.sources.base import Parsed, RawSnapshot, concat_frames
 from arbiter.platform.sources.stream import parse
 from arbiter.platform.sources.stream.handler import contract_frame
 
-REPEATS = 5
+REPEATS = 9
 CAPTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "stream" / "binance_20240808"
 FILES = ("spot_btcusdt.gz", "usdm_btcusdt.gz")  # the same 346 s, spot and USD-M perpetual
 HOUR = time_partition(datetime(2024, 8, 8, 23, tzinfo=UTC))

@@ -131,3 +131,6 @@ def test_a_ws_log_alone_parses_as_before_and_its_diffs_wait_for_a_snapshot(tmp_p
     assert summary["absorbed"] == dict(expected.absorbed)
     meta = json.loads(lake_sql(tmp_path, "select meta from raw_snapshots").item())
     assert (meta["venue"], meta["market"]) == ("binance", "spot")
+    # A fresh lake holds no instruments: nothing can vouch for the quotes and trades, and the check
+    # fails rather than passing on an empty reference.
+    assert {"file_quotes:no_unknown_markets", "file_trades:no_unknown_markets"} <= set(summary["failed_checks"])

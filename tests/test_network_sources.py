@@ -9,7 +9,6 @@ import dagster as dg
 import pytest
 
 from arbiter.assets.partitions import CURRENT_HOURLY
-from arbiter.assets.table_checks import NO_INSTRUMENTS
 from arbiter.platform.lake import Lake
 from arbiter.platform.settings import Settings
 from arbiter.platform.sources.exchange_rest.loopback import FaultServer
@@ -24,6 +23,7 @@ def binance_from_samples(path: str, query: str) -> tuple:
     files = {
         "/api/v3/ticker/bookTicker": "http_spot_market_book_ticker.json",
         "/api/v3/trades": "http_spot_market_trades.json",
+        "/api/v3/exchangeInfo": "http_spot_market_exchange_info.json",
     }
     return ("ok", (REST / files[path]).read_bytes()) if path in files else ("status", 404)
 
@@ -56,25 +56,34 @@ def test_polling_keeps_raw_bytes_and_normalises_the_window(venues):
     (part,) = lake.partitions("raw_snapshots")
     assert part["source"] == "binance_rest"
     raw = lake.read("raw_snapshots")
-    assert sorted(raw["body"].to_list()) == sorted(
-        (REST / name).read_bytes() for name in ("http_spot_market_book_ticker.json", "http_spot_market_trades.json")
+    recorded = (
+        "http_spot_market_book_ticker.json",
+        "http_spot_market_trades.json",
+        "http_spot_market_exchange_info.json",
     )
+    assert sorted(raw["body"].to_list()) == sorted((REST / name).read_bytes() for name in recorded)
     quotes, trades = lake.read("quotes"), lake.read("trades")
     assert quotes.height == 1 and quotes["symbol"][0] == "BTC-USDT" and quotes["venue"][0] == "binance"
     assert trades.height > 0 and set(trades["symbol"]) == {"BTC-USDT"}
-    assert binance.count() == 2
-    # Nothing fetched the venue's metadata into `instruments`: the rows cannot be vouched for, and the
-    # check fails saying so, rather than passing on an empty reference.
-    assert outcomes[1].failed_checks == ["source_quotes:no_unknown_markets", "source_trades:no_unknown_markets"]
-    ((_, unvouched),) = check_evaluations(instance, "source_trades", "no_unknown_markets")
-    assert unvouched.description == NO_INSTRUMENTS and unvouched.metadata["offending"].value == trades.height
+    # The window's first poll fetched the venue's exchangeInfo too: its instruments vouch for the rows.
+    assert binance.count() == 3 and binance.count("/api/v3/exchangeInfo") == 1
+    assert "BTC-USDT" in lake.read("instruments").filter(venue="binance")["symbol"].to_list()
+    assert outcomes[1].failed_checks == []
+    ((_, vouched),) = check_evaluations(instance, "source_trades", "no_unknown_markets")
+    assert vouched.passed
 
-    # Re-normalising a stored window parses what it holds again: the same rows.
+    # Re-normalising a stored window parses what it holds again: the same rows, nothing fetched.
     again = materialize_selection(
         "source_trades", partition=window("binance_rest", hour), settings=settings, instance=instance
     )
-    assert all(o.success for o in again) and binance.count() == 2
+    assert all(o.success for o in again) and binance.count() == 3
     assert lake.read("trades").equals(trades)
+
+    # Another poll of the window fetches market data only: the window already holds the metadata.
+    (poll,) = materialize_selection(
+        "source_snapshots", partition=window("binance_rest", hour), settings=settings, instance=instance
+    )
+    assert poll.success and binance.count() == 5 and binance.count("/api/v3/exchangeInfo") == 1
 
 
 def test_an_outage_fails_only_that_venue(venues):
@@ -95,4 +104,4 @@ def test_an_outage_fails_only_that_venue(venues):
     (up,) = materialize_selection(
         "source_snapshots", partition=window("binance_rest", hour), settings=settings, instance=instance
     )
-    assert up.success, up.error and binance.count() == 2
+    assert up.success, up.error and binance.count() == 3

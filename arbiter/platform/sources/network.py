@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from arbiter.platform.sources import exchange_rest, web_pages
 from arbiter.platform.sources.base import Parsed, RawSnapshot, merge
-from arbiter.platform.sources.exchange_rest.poller import Poller, venue_limits
+from arbiter.platform.sources.exchange_rest.poller import ENDPOINTS, METADATA_ENDPOINTS, Poller, PollError, venue_limits
 from arbiter.platform.sources.fetch import Fetcher
 from arbiter.platform.sources.web.crawl import Crawler, Validators
 
@@ -54,7 +54,16 @@ def collect(source: str, cfg: NetworkConfig, previous: list[RawSnapshot] = ()) -
     if source in REST_SOURCES:
         venue = REST_SOURCES[source]
         poller = Poller(fetcher=shared_fetcher(), base_urls=dict(cfg.base_urls))
-        return poller.poll(venue, list(cfg.symbols))
+        snapshots = poller.poll(venue, list(cfg.symbols))
+        # The window's first good poll also fetches the venue's market metadata, so the window's
+        # quotes and trades have their instruments beside them (once an hour, not every minute).
+        metadata = METADATA_ENDPOINTS[venue]
+        if any(s.meta.get("format") == ENDPOINTS[venue][metadata].format for s in previous):
+            return snapshots
+        try:
+            return snapshots + poller.poll(venue, list(cfg.symbols), [metadata])
+        except PollError as exc:
+            raise PollError(str(exc), snapshots + exc.snapshots, exc.failures) from exc
     if source in WEB_SOURCES:
         if not cfg.announcement_urls:
             raise SourceNotConfigured(

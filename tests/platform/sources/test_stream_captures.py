@@ -238,6 +238,8 @@ def test_vectorised_path_hands_odd_lines_to_the_handler(tmp_path):
         f'{ns} {{"stream":"btcusdt@bookTicker","data":{{"u":1,"s":"BTCUSDT","b":"9.0","B":"1","a":"8.0","A":"1"}}}}',
         f'{ns} {{"stream":"btcusdt@bookTicker","data":{{"s":"BTCUSDT","u":2,"b":"x","B":"1","a":"8.0","A":"1"}}}}',
         f'{ns} {{"stream":"btcusdt@bookTicker","data":{{"u":3,"s":"BTCUSDT","b":"inf","B":"1","a":"8.0","A":"1"}}}}',
+        # keys in another order at the same places: read by key, not by place
+        f'{ns} {{"stream":"btcusdt@bookTicker","data":{{"u":5,"s":"BTCUSDT","B":"1.5","b":"100","a":"101","A":"1"}}}}',
         f'{ns} {{"stream":"x@trade","data":{{"e":"trade","E":1,"s":"NOPE","t":1,"p":"1","q":"1","T":1,"m":true}}}}',
         f'{ns} {{"result":null,"id":1}}',
         f"{ns} {{notjson",
@@ -255,6 +257,8 @@ def test_vectorised_path_hands_odd_lines_to_the_handler(tmp_path):
         ("unparseable", "bid"),
     ]
     assert fast.absorbed["subscription_ack"] == 1
+    swapped = fast.frames["quotes"].filter(pl.col("seq") == 5).select("bid", "bid_size", "ask", "ask_size").rows()
+    assert swapped == [(100.0, 1.5, 101.0, 1.0)]
 
 
 def test_bad_lines_and_messages_are_quarantined_with_their_bytes(tmp_path):

@@ -141,6 +141,8 @@ ENDPOINTS: dict[str, dict[str, Endpoint]] = {
 }
 # What a poll fetches when not told: top of book and recent trades (Coinbase's ticker holds both).
 DEFAULT_ENDPOINTS = {"binance": ("book_ticker", "trades"), "coinbase": ("ticker",), "kraken": ("ticker", "trades")}
+# Where each venue describes its markets (``instruments``: precision, tick and lot sizes).
+METADATA_ENDPOINTS = {"binance": "exchange_info", "coinbase": "products", "kraken": "asset_pairs"}
 CANDLE_WINDOW_S = 3600  # Coinbase candles need a time range: the last hour
 
 # Kraken's own names for assets it spells differently (the reverse of normalise.ASSET_ALIASES).

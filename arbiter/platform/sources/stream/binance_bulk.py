@@ -121,9 +121,10 @@ def _flat(lines: pl.DataFrame, keys: Mapping[str, str], text: str = "msg") -> pl
 
     A flat JSON object split at its double quotes puts each key at a fixed token, its value either
     in the token after the next (a quoted value) or inside the next one (``:123,``). The first
-    line gives those positions; a line fits when it has the same keys at the same tokens, its last
-    token closes the object as the first line's does (``:123}}``: no more tokens, none fewer) and
-    it has no backslash (an escaped quote would shift the tokens). The split itself is Polars' CSV
+    line gives those positions; a line fits when it has the wanted keys at the same tokens (what
+    other keys say does not change the values read), its last token closes the object as the
+    first line's does (``:123}}``: no more tokens, none fewer) and it has no backslash (an escaped
+    quote would shift the tokens). The split itself is Polars' CSV
     reader with ``"`` as the separator: it reads only the tokens asked for, on all cores, and is
     about 1.6x faster than ``str.split_exact``.
     """
@@ -135,7 +136,8 @@ def _flat(lines: pl.DataFrame, keys: Mapping[str, str], text: str = "msg") -> pl
     key_at = {
         tokens[i]: i for i in range(1, last) if tokens[i + 1].startswith(":") and tokens[i - 1].endswith(("{", ","))
     }
-    value_at = {key: i + 2 if tokens[i + 1] == ":" else i + 1 for key, i in key_at.items() if key in keys}
+    key_at = {key: i for key, i in key_at.items() if key in keys}
+    value_at = {key: i + 2 if tokens[i + 1] == ":" else i + 1 for key, i in key_at.items()}
     wanted = sorted(set(key_at.values()) | set(value_at.values()) | {last})
     closing = tokens[last][len(tokens[last].rstrip("}]")) :]
     lines = lines.filter(~pl.col(text).str.contains("\\", literal=True))
