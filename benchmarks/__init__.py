@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 
-from benchmarks import capture_figures, lake_figures, rest_soak
+from benchmarks import capture_figures, enrich_figures, lake_figures, rest_soak
 
 # name -> function returning that figure's record (value, unit, details)
 FIGURES: dict[str, Callable[[], dict]] = {
@@ -19,6 +19,7 @@ FIGURES: dict[str, Callable[[], dict]] = {
     "duckdb_quantiles_10m_s": lake_figures.duckdb_quantiles_10m_s,
     "normalise_capture_msgs_per_s": capture_figures.normalise_capture_msgs_per_s,
     "rest_soak": rest_soak.rest_soak,
+    "extract_offline_docs_per_s": enrich_figures.extract_offline_docs_per_s,
 }
 
 

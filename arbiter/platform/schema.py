@@ -143,6 +143,43 @@ QUARANTINE = pa.schema(
     ]
 )
 
+# What enrichment read in a document: one row per event it states, ``event_index`` 0 being the
+# document's main (most confident) event. The window is the event's effective time where the text
+# states it; ``extractor`` names the method (the offline rules or a language model), ``model`` and
+# ``prompt_version`` the exact model and instructions, so a figure is never mixed across them.
+# The last five columns describe a product in a marketplace listing; announcements leave them null.
+EVENT_TYPES = (
+    "deposit_suspension",
+    "withdrawal_suspension",
+    "deposit_withdrawal_suspension",
+    "delisting",
+    "listing",
+    "maintenance",
+    "network_upgrade",
+    "other",
+)
+DOCUMENT_EVENTS = pa.schema(
+    [
+        _f("doc_id", pa.string()),
+        _f("event_index", pa.int32()),
+        _f("venue", pa.string()),
+        _f("assets", pa.list_(pa.string())),
+        _f("network", pa.string(), nullable=True),
+        _f("event_type", pa.string()),
+        _f("effective_start", UTC_NS, nullable=True),
+        _f("effective_end", UTC_NS, nullable=True),
+        _f("confidence", pa.float64()),
+        _f("extractor", pa.string()),
+        _f("model", pa.string(), nullable=True),
+        _f("prompt_version", pa.string()),
+        _f("brand", pa.string(), nullable=True),
+        _f("product_model", pa.string(), nullable=True),
+        _f("variant", pa.string(), nullable=True),
+        _f("condition", pa.string(), nullable=True),
+        _f("quantity", pa.int64(), nullable=True),
+    ]
+)
+
 CONTRACT: dict[str, pa.Schema] = {
     "instruments": INSTRUMENTS,
     "quotes": QUOTES,
@@ -152,6 +189,7 @@ CONTRACT: dict[str, pa.Schema] = {
     "listings": LISTINGS,
     "raw_snapshots": RAW_SNAPSHOTS,
     "quarantine": QUARANTINE,
+    "document_events": DOCUMENT_EVENTS,
 }
 
 
@@ -175,6 +213,8 @@ def _family(t: pa.DataType) -> str:
         return "binary"
     if pa.types.is_dictionary(t):
         return _family(t.value_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        return f"list<{_family(t.value_type)}>"
     return str(t)
 
 

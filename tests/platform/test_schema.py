@@ -4,11 +4,13 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from arbiter.platform.schema import CONTRACT, QUOTES, SchemaMismatch, conform
+from arbiter.platform.schema import CONTRACT, DOCUMENT_EVENTS, QUOTES, SchemaMismatch, conform
 
 S, F, I64, I32, B = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.binary()
+LIST_S = pa.list_(pa.string())
 TS = pa.timestamp("ns", tz="UTC")
-# (name, type, nullable) per table, exactly as DESIGN.md lists them (``bars`` added for klines/OHLC).
+# (name, type, nullable) per table, exactly as DESIGN.md lists them (``bars`` added for klines/OHLC,
+# ``document_events`` for enrichment: issue 4).
 PINNED = {
     "instruments": [
         ("venue", S, False),
@@ -105,6 +107,25 @@ PINNED = {
         ("field", S, True),
         ("raw", B, False),
     ],
+    "document_events": [
+        ("doc_id", S, False),
+        ("event_index", I32, False),
+        ("venue", S, False),
+        ("assets", LIST_S, False),
+        ("network", S, True),
+        ("event_type", S, False),
+        ("effective_start", TS, True),
+        ("effective_end", TS, True),
+        ("confidence", F, False),
+        ("extractor", S, False),
+        ("model", S, True),
+        ("prompt_version", S, False),
+        ("brand", S, True),
+        ("product_model", S, True),
+        ("variant", S, True),
+        ("condition", S, True),
+        ("quantity", I64, True),
+    ],
 }
 
 
@@ -163,6 +184,24 @@ def test_conform_names_table_partition_and_column(change, column, words):
     message = str(info.value)
     assert "'quotes'" in message and "'date=2026-11-20/hour=03'" in message and f"'{column}'" in message
     assert words in message
+
+
+def test_conform_accepts_any_flavour_of_a_list_of_text():
+    row = {n: [None] for n in DOCUMENT_EVENTS.names} | {
+        "doc_id": ["d"],
+        "event_index": [0],
+        "venue": ["binance"],
+        "assets": [["ETH", "BTC"]],
+        "event_type": ["maintenance"],
+        "confidence": [0.9],
+        "extractor": ["offline_rules"],
+        "prompt_version": ["rules-1"],
+    }
+    frame = pl.DataFrame(row).with_columns(pl.col("event_index").cast(pl.Int32))
+    out = conform(frame, DOCUMENT_EVENTS, name="document_events", partition="p")
+    assert out.get_column("assets").to_list() == [["ETH", "BTC"]] and out.schema["quantity"] == pl.Int64
+    with pytest.raises(SchemaMismatch, match="'assets': expected list<item: string>"):
+        conform(frame.with_columns(assets=pl.lit([1, 2])), DOCUMENT_EVENTS, name="document_events", partition="p")
 
 
 def test_conform_reports_missing_column():
