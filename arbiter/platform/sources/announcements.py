@@ -19,19 +19,13 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
+from arbiter.platform import schema
 from arbiter.platform.sources.simulator import ASSETS, HOUR_NS, NS, ORIGIN, VENUES, hour_index
 from arbiter.platform.sources.web.text import content_id, normalise_text
 
 MINUTE_NS = 60 * NS
-EVENT_TYPES = (
-    "deposit_suspension",
-    "withdrawal_suspension",
-    "deposit_withdrawal_suspension",
-    "delisting",
-    "listing",
-    "maintenance",
-    "network_upgrade",
-)
+# The contract's event types the simulator announces (every one but "other").
+EVENT_TYPES = tuple(t for t in schema.EVENT_TYPES if t != "other")
 # How often each event type is announced, relative to the others.
 EVENT_WEIGHTS = (0.08, 0.12, 0.12, 0.08, 0.12, 0.30, 0.18)
 # What each event blocks. A delisted pair leaves the asset transferable; an asset delisted from the
