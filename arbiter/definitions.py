@@ -35,4 +35,5 @@ def build_definitions(stage_assets: list | None = None, settings: Settings | Non
 
 defs = build_definitions()
 ingestion = build_definitions(assets.INGESTION)
+enrichment = build_definitions(assets.ENRICHMENT)
 analytics = build_definitions(assets.ANALYTICS)

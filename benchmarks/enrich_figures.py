@@ -6,24 +6,17 @@ import re
 import statistics
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 import polars as pl
 
-from arbiter.platform.enrich.evaluate import evaluate, load_labelled
+from arbiter.platform.enrich.evaluate import evaluate, labelled_sets
 from arbiter.platform.enrich.offline_extract import extract_frame
 
 REPEATS = 5
 DOCUMENTS = 10_000
-SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "announcements"
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})")
 
 
-def _labelled() -> dict[str, pl.DataFrame]:
-    return {
-        "binance_dev": load_labelled(SAMPLES / "binance_dev.jsonl", venue="binance"),
-        "unseen": load_labelled(SAMPLES / "unseen.jsonl"),
-    }
 
 
 def _corpus(labelled: list[pl.DataFrame], n: int) -> pl.DataFrame:
@@ -48,7 +41,7 @@ def _corpus(labelled: list[pl.DataFrame], n: int) -> pl.DataFrame:
 def extract_offline_docs_per_s() -> dict:
     """``extract_frame`` (the offline rules) over 10,000 documents, to a ``document_events`` frame;
     details: the event-type accuracy of the main event on both labelled sets."""
-    labelled = _labelled()
+    labelled = labelled_sets()
     documents = _corpus(list(labelled.values()), DOCUMENTS)
     times, events = [], 0
     for _ in range(REPEATS):

@@ -9,10 +9,10 @@ import pytest
 
 from arbiter import definitions
 
-ALL = [definitions.defs, definitions.ingestion, definitions.analytics]
+ALL = [definitions.defs, definitions.ingestion, definitions.enrichment, definitions.analytics]
 
 
-@pytest.mark.parametrize("defs", ALL, ids=["all", "ingestion", "analytics"])
+@pytest.mark.parametrize("defs", ALL, ids=["all", "ingestion", "enrichment", "analytics"])
 def test_definitions_load(defs):
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_asset_graph().get_all_asset_keys()

@@ -1,6 +1,7 @@
 """Software-defined assets: thin wrappers that call platform functions and attach metadata and checks."""
 
 from arbiter.assets.analytics import market_stats_daily
+from arbiter.assets.enrichment import document_events
 from arbiter.assets.file_feeds import file_rows, landed_file
 from arbiter.assets.network_sources import source_rows, source_snapshots
 from arbiter.assets.quotes import normalised_quotes
@@ -17,5 +18,6 @@ INGESTION = [
     source_snapshots,
     source_rows,
 ]
+ENRICHMENT = [document_events]
 ANALYTICS = [market_stats_daily]
-ALL = [*INGESTION, *ANALYTICS]
+ALL = [*INGESTION, *ENRICHMENT, *ANALYTICS]

@@ -15,6 +15,7 @@ import duckdb
 from fsspec.implementations.arrow import ArrowFSWrapper
 
 from arbiter.platform.lake import PART_FILE, Lake, parse_hive
+from arbiter.platform.schema import CONTRACT
 
 # Statement types a read-only session may run; everything else (COPY, INSERT, CREATE, ATTACH,
 # SET, INSTALL, ...) is refused before execution.
@@ -29,20 +30,42 @@ class _S3ForDuckDB(ArrowFSWrapper):
     protocol = ("s3", "s3a")
 
 
-def view_sql(lake: Lake, table: str) -> str | None:
-    """``SELECT`` text of the view for ``table``, or None when it has no partition yet."""
+def view_sql(lake: Lake, table: str, con: duckdb.DuckDBPyConnection) -> str | None:
+    """``SELECT`` text of the view for ``table``, or None when it has no partition yet; ``con``
+    reads the lake (it looks at a file's columns where a Hive key has a column's name)."""
     prefix = lake.table_dir(table) + "/"
     key_sets: list[tuple[str, ...]] = []
     for path in lake.files(table):
         keys = tuple(parse_hive(path[len(prefix) : -len(PART_FILE)]))
         if keys not in key_sets:
             key_sets.append(keys)
+    columns = set(CONTRACT[table].names) if table in CONTRACT else set()
     scans = []
     for keys in key_sets:
         pattern = lake.uri_of(prefix + "".join(f"{k}=*/" for k in keys) + "part-*.parquet")
         hive = "true" if keys else "false"
-        scans.append(f"SELECT * FROM read_parquet('{pattern}', hive_partitioning={hive}, union_by_name=true)")
+        scan = f"read_parquet('{pattern}', hive_partitioning={hive}, union_by_name=true)"
+        shadowed = columns.intersection(keys)
+        if shadowed:  # DuckDB would show the path's value for a key that is also a column
+            scan = _keys_beside_columns(con, scan, keys, shadowed)
+        scans.append(f"SELECT * FROM {scan}")
     return "\nUNION ALL BY NAME\n".join(scans) if scans else None
+
+
+def _keys_beside_columns(
+    con: duckdb.DuckDBPyConnection, scan: str, keys: tuple[str, ...], shadowed: set[str]
+) -> str:
+    """``scan`` with the file's own columns where a Hive key has a column's name (``documents``
+    are stored under ``source=<ingestion source>`` while their ``source`` column is the venue), and
+    the other keys typed as DuckDB's Hive detection types them."""
+    detected = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    plain = scan.replace("hive_partitioning=true", "hive_partitioning=false, filename=true")
+    extra = "".join(
+        f", CAST(regexp_extract(filename, '/{k}=([^/]*)/', 1) AS {detected[k]}) AS \"{k}\""
+        for k in keys
+        if k not in shadowed
+    )
+    return f"(SELECT * EXCLUDE (filename){extra} FROM {plain})"
 
 
 def connect(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
@@ -51,7 +74,7 @@ def connect(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection
     if not lake.is_local:
         con.register_filesystem(_S3ForDuckDB(lake.fs))
     for table in lake.tables():
-        select = view_sql(lake, table)
+        select = view_sql(lake, table, con)
         if select:
             con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {select}')
     return con

@@ -1,6 +1,7 @@
 """Dagster resources wrapping platform pieces, all chosen in one place (``build_resources``)."""
 
 from arbiter.platform.settings import Settings
+from arbiter.resources.enrichment import ExtractorResource
 from arbiter.resources.io_manager import LakeIOManager
 from arbiter.resources.lake import DuckDBResource, LakeResource, LandingResource, NetworkResource, SimulatorResource
 
@@ -23,11 +24,13 @@ def build_resources(settings: Settings | None = None) -> dict:
             announcement_urls=settings.announcement_urls,
         ),
         "simulator_settings": SimulatorResource(seed=settings.sim_seed, rate_scale=settings.sim_rate_scale),
+        "extractor": ExtractorResource(),
     }
 
 
 __all__ = [
     "DuckDBResource",
+    "ExtractorResource",
     "LakeIOManager",
     "LakeResource",
     "LandingResource",

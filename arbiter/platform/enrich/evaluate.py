@@ -18,6 +18,11 @@ import polars as pl
 from arbiter.platform.enrich.events import SUSPENSIONS
 from arbiter.platform.enrich.offline_extract import extract_frame
 
+LABELLED_DIR = Path(__file__).parent / "labelled"
+# The labelled sets every extractor is judged on: real Binance announcements, and announcements of
+# the same kinds in other venues' styles that no rule was written against (name: file, venue).
+LABELLED_SETS = {"binance_dev": ("binance_dev.jsonl", "binance"), "unseen": ("unseen.jsonl", "unknown")}
+
 LABEL_ANSWERS: dict[str, frozenset[str]] = {
     "network_upgrade_suspension": frozenset({*SUSPENSIONS, "network_upgrade"}),
     "delisting": frozenset({"delisting"}),
@@ -91,3 +96,13 @@ def evaluate(
         "by_label": by_label,
         "misses": misses.to_dicts(),
     }
+
+
+def labelled_sets() -> dict[str, pl.DataFrame]:
+    """Every labelled set in ``LABELLED_SETS``, by name."""
+    return {name: load_labelled(LABELLED_DIR / file, venue=venue) for name, (file, venue) in LABELLED_SETS.items()}
+
+
+def labelled_accuracy(extract: Callable[[pl.DataFrame], pl.DataFrame]) -> dict[str, dict[str, object]]:
+    """``evaluate`` of ``extract`` on every labelled set, by set name."""
+    return {name: evaluate(labelled, extract) for name, labelled in labelled_sets().items()}

@@ -22,6 +22,8 @@ NOT_ASSETS = frozenset(
         *("API", "FAQ", "KYC", "VIP", "NFT", "ADL", "IOCO", "APY", "APR", "LTV", "OTC", "P2P", "ID", "APP", "DEX"),
         *("CEX", "ETF", "AI", "TBA", "TBD", "L2", "CM", "TR", "US", "UK", "EU", "EEA"),
         *("NOT", "NEW", "AND", "THE", "FOR", "ALL", "NOTE", "NOTICE", "IMPORTANT", "UPDATE"),
+        # Venues named in capitals ("OKX will list ..."): an announcement's venue, not its asset.
+        *("OKX", "BINANCE", "BYBIT", "KUCOIN", "BITGET", "HTX", "MEXC", "KRAKEN", "COINBASE", "BITFINEX"),
     }
 )
 _TOKEN = re.compile(r"[A-Z][A-Z0-9]+|[0-9]+[A-Z][A-Z0-9]*")  # capitals and digits: a ticker, a pair, a standard

@@ -50,7 +50,7 @@ from arbiter.platform.enrich.stated_times import DURATIONS, NS, Stated, duration
 from arbiter.platform.sources.web.text import drop_leading_title
 
 EXTRACTOR = "offline_rules"
-RULES_VERSION = "rules-1"  # the ``prompt_version`` of this extractor: bump it when a rule changes
+RULES_VERSION = "rules-2"  # the ``prompt_version`` of this extractor: bump it when a rule changes
 OTHER_CONFIDENCE = 0.3
 # Weight of a cue by (in the title, explicit phrase); repeated cues of a type add half as much each time.
 WEIGHTS = {(True, True): 0.7, (True, False): 0.55, (False, True): 0.3, (False, False): 0.15}

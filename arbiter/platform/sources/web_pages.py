@@ -4,8 +4,9 @@ Formats, recognised by content: an HTML article or index page, a CMS JSON listin
 shape) and JSON lines of announcements. A snapshot's ``meta`` may say ``role`` (``index``: a page
 whose links the crawler follows, not a document), ``published_hint`` (UTC ns a listing stated for
 this page) and ``article_url`` (the listing's ``{code}`` URL template); the crawler
-(``arbiter.platform.sources.web.crawl``) sets them. ``meta["venue"]`` (``arbiter ingest --venue``)
-names the documents' ``source``, else the snapshot's source does. A gzipped body is read unzipped.
+(``arbiter.platform.sources.web.crawl``) sets them. An entry's own ``venue`` names its
+document's ``source``, else ``meta["venue"]`` (``arbiter ingest --venue``), else the snapshot's
+source does. A gzipped body is read unzipped.
 
 Every document's ``doc_id`` is a hash of its normalised title and body, so the same text fetched
 twice, or from two URLs, or as a page and as a feed line, is one document: repeats within a parse
@@ -75,12 +76,19 @@ def _fallback_ts(snapshot: RawSnapshot) -> int:
     return int(hint) if hint else snapshot.received_at
 
 
-def _row(snapshot: RawSnapshot, title: str | None, body: str, stated: tuple[str, object] | None, url: str | None):
+def _row(
+    snapshot: RawSnapshot,
+    title: str | None,
+    body: str,
+    stated: tuple[str, object] | None,
+    url: str | None,
+    venue: str | None = None,
+):
     body = normalise_text(drop_leading_title(title, normalise_text(body)))
     if not body:
         raise FieldError("body", "no_body_text")
     ts = time_ns(stated[1], stated[0]) if stated else _fallback_ts(snapshot)
-    source = snapshot.meta.get("venue") or snapshot.source
+    source = venue or snapshot.meta.get("venue") or snapshot.source
     return {"ts": ts, "source": source, "doc_id": content_id(title, body), "title": title, "body": body, "url": url}
 
 
@@ -96,7 +104,8 @@ def _entry_row(snapshot: RawSnapshot, entry: Mapping) -> dict:
     if body is None:
         raise FieldError("body", "missing_field")
     title = tidy_title(str(entry[feeds.TITLE_KEY])) if entry.get(feeds.TITLE_KEY) is not None else None
-    return _row(snapshot, title, str(body), feeds.stated_time(entry), _entry_url(snapshot, entry))
+    venue = str(entry.get("venue") or "").strip().lower() or None
+    return _row(snapshot, title, str(body), feeds.stated_time(entry), _entry_url(snapshot, entry), venue)
 
 
 def _entry_url(snapshot: RawSnapshot, entry: Mapping) -> str | None:

@@ -2,20 +2,19 @@
 (whose truth is known to the minute), and on cases written to pin one rule each."""
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from arbiter.platform.enrich.evaluate import LABEL_ANSWERS, evaluate, load_labelled, main_events
+from arbiter.platform.enrich.evaluate import LABEL_ANSWERS, LABELLED_DIR, evaluate, load_labelled, main_events
 from arbiter.platform.enrich.events import Event
 from arbiter.platform.enrich.offline_extract import EXTRACTOR, RULES_VERSION, extract, extract_frame
 from arbiter.platform.lake import Lake
 from arbiter.platform.schema import DOCUMENT_EVENTS, conform
 from arbiter.platform.sources.announcements import simulate_announcements
 
-DATA = Path(__file__).parents[2] / "data" / "announcements"
+DATA = LABELLED_DIR
 
 
 def _types(title: str, body: str, venue: str = "binance") -> list[str]:

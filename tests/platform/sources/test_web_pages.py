@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from arbiter.platform.enrich.evaluate import LABELLED_DIR
 from arbiter.platform.schema import DOCUMENTS, QUARANTINE, conform
 from arbiter.platform.sources import web_pages
 from arbiter.platform.sources.base import RawSnapshot
@@ -24,7 +25,7 @@ from arbiter.platform.sources.fetch import Fetcher, VenueLimits
 from arbiter.platform.sources.web.crawl import Crawler, Validators
 from arbiter.platform.sources.web.text import content_id, normalise_text, time_ns
 
-SAMPLE = Path(__file__).parents[2] / "data" / "announcements" / "binance_dev.jsonl"
+SAMPLE = LABELLED_DIR / "binance_dev.jsonl"
 ANNOUNCEMENTS = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
 HTML_COUNT = 25  # announcements 0..24 are HTML pages on the index; the rest come through the JSON listing
 LINKED = range(25, 33)  # listing entries without a body: the crawler fetches their pages

@@ -1,0 +1,110 @@
+"""``document_events`` as a user runs it: announcements ingested from files and simulated by the
+hour, read by the embedded extractor into events that DuckDB joins back to their documents; a
+second materialisation reads nothing; a changed file is read again, alone."""
+
+import json
+import shutil
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from arbiter.platform import sql
+from arbiter.platform.enrich.evaluate import LABELLED_DIR
+from arbiter.platform.lake import Lake
+from arbiter.platform.settings import Settings
+from arbiter.runner import ingest_files, materialize_selection
+
+HOURS = "2026-03-02-09:00...2026-03-02-10:00"  # two simulated announcements, then none
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    monkeypatch.setenv("ARBITER_LAKE", str(tmp_path / "lake"))
+    return Settings.from_env()
+
+
+def metadata(instance: dg.DagsterInstance) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey("document_events"))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def checks(outcomes) -> list[str]:
+    return [c for o in outcomes for c in (*o.failed_checks, *o.warned_checks)]
+
+
+def test_document_events_reads_new_partitions_only(settings, tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    unseen = tmp_path / "unseen.jsonl"
+    shutil.copy(LABELLED_DIR / "unseen.jsonl", unseen)
+    binance = str(LABELLED_DIR / "binance_dev.jsonl")
+
+    def ingest(path, **options) -> None:
+        outcomes = ingest_files({str(path): [str(path)]}, options, settings=settings, instance=instance)
+        assert all(o.success for o in outcomes)
+
+    def materialize(selection, **kwargs) -> list:
+        outcomes = materialize_selection(selection, settings=settings, instance=instance, **kwargs)
+        assert all(o.success for o in outcomes)
+        return outcomes
+
+    ingest(binance, venue="binance")
+    ingest(unseen)
+    materialize("simulator_documents", partition=HOURS)
+    lake = Lake(settings.lake)
+    partitions = len(lake.partitions("documents"))
+
+    assert checks(materialize("document_events")) == []
+    first = metadata(instance)
+    assert first["partitions_read"] == partitions == 4 and first["partitions_up_to_date"] == 0
+    assert first["accuracy_binance_dev"] >= 0.95 and first["accuracy_unseen"] >= 0.95
+    assert first["method"] == "offline_rules/rules-2"
+
+    con = sql.connect(lake)
+    docs = con.execute("select count(*) from documents").fetchall()[0][0]
+    assert first["documents"] == docs and docs > 41 + 20  # both files and the simulated hour
+    # Every document has exactly one main event, and it is the most confident of its events.
+    main = con.sql(
+        """select d.doc_id, d.source, e.venue, e.event_type, e.confidence,
+                  max(all_e.confidence) as best, count(*) filter (where all_e.event_index = 0) as mains
+           from documents d join document_events e on e.doc_id = d.doc_id and e.event_index = 0
+           join document_events all_e on all_e.doc_id = d.doc_id
+           group by all"""
+    ).pl()
+    assert main.height == docs and (main["mains"] == 1).all() and (main["confidence"] == main["best"]).all()
+    assert (main["venue"] == main["source"]).all()  # each line's own venue, or --venue
+    assert main.filter(pl.col("venue") == "binance").height == 41
+    # The simulated announcements are read as the simulator wrote them.
+    truth = con.sql("select doc_id, event_type from simulated_announcement_events").pl()
+    read = truth.join(main.select("doc_id", read="event_type"), on="doc_id", how="left")
+    assert read.height > 0 and (read["event_type"] == read["read"]).all()
+
+    def versions() -> dict:
+        return {tuple(p.items()): lake.version_of("document_events", p) for p in lake.partitions("document_events")}
+
+    before = versions()
+    materialize("document_events")
+    again = metadata(instance)
+    assert again["partitions_read"] == 0 and again["partitions_up_to_date"] == partitions
+    assert {
+        tuple(p.items()): lake.version_of("document_events", p) for p in lake.partitions("document_events")
+    } == before
+
+    # A new line in one file: that partition alone is read again.
+    with unseen.open("a", encoding="utf-8") as f:
+        record = {
+            "venue": "okx",
+            "category": "delisting",
+            "title": "OKX to delist FOO",
+            "body": "OKX will delist FOO/USDT.",
+        }
+        f.write(json.dumps(record) + "\n")
+    assert all(o.success for o in ingest_files({str(unseen): [str(unseen)]}, {}, settings=settings, instance=instance))
+    assert all(o.success for o in materialize_selection("document_events", settings=settings, instance=instance))
+    changed = metadata(instance)
+    assert changed["partitions_read"] == 1 and changed["partitions_up_to_date"] == partitions - 1
+    assert "source changed" in changed["partitions"]
+    foo = (
+        sql.connect(lake).sql("select venue, event_type, assets from document_events where 'FOO' in assets").fetchall()
+    )
+    assert foo == [("okx", "delisting", ["FOO"])]
