@@ -20,6 +20,7 @@ FIGURES: dict[str, Callable[[], dict]] = {
     "normalise_capture_msgs_per_s": capture_figures.normalise_capture_msgs_per_s,
     "rest_soak": rest_soak.rest_soak,
     "extract_offline_docs_per_s": enrich_figures.extract_offline_docs_per_s,
+    "extract_model_accuracy": enrich_figures.extract_model_accuracy,
 }
 
 

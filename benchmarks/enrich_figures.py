@@ -1,4 +1,5 @@
-"""Figures for enrichment: the offline extractor over 10,000 announcements, and its quality."""
+"""Figures for enrichment: the offline extractor over 10,000 announcements and its quality, and the
+configured language model's quality on the same labelled sets."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from arbiter.platform.enrich.evaluate import evaluate, labelled_sets
+from arbiter.platform.enrich.model_extract import model_accuracy
 from arbiter.platform.enrich.offline_extract import extract_frame
 
 REPEATS = 5
@@ -60,4 +62,20 @@ def extract_offline_docs_per_s() -> dict:
         "repeats": REPEATS,
         **{f"accuracy_{name}": q["accuracy"] for name, q in quality.items()},
         **{f"documents_{name}": q["documents"] for name, q in quality.items()},
+    }
+
+
+def extract_model_accuracy() -> dict:
+    """The configured language model's event-type accuracy of the main event on both labelled sets
+    (``model_extract.model_accuracy``: every document sent, no cache), with its calls, tokens and
+    cost; no value when no endpoint is configured."""
+    figures = model_accuracy()
+    if figures is None:
+        return {"value": None, "unit": "fraction", "note": "no endpoint configured: set OPENAI_BASE_URL/OPENAI_API_KEY"}
+    misses = figures.pop("misses")
+    return {
+        "value": min(figures["accuracy_binance_dev"], figures["accuracy_unseen"]),
+        "unit": "fraction",
+        **figures,
+        "misses": {name: len(m) for name, m in misses.items()},
     }

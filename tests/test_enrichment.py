@@ -14,6 +14,7 @@ from arbiter.platform.enrich.evaluate import LABELLED_DIR
 from arbiter.platform.lake import Lake
 from arbiter.platform.settings import Settings
 from arbiter.runner import ingest_files, materialize_selection
+from tests.platform.enrich.openai_loopback import OpenAILoopback
 
 HOURS = "2026-03-02-09:00...2026-03-02-10:00"  # two simulated announcements, then none
 
@@ -108,3 +109,41 @@ def test_document_events_reads_new_partitions_only(settings, tmp_path):
         sql.connect(lake).sql("select venue, event_type, assets from document_events where 'FOO' in assets").fetchall()
     )
     assert foo == [("okx", "delisting", ["FOO"])]
+
+
+def test_document_events_through_a_model_endpoint(settings, tmp_path, monkeypatch):
+    """With an endpoint configured the same asset reads through the openai client: labelled and
+    ingested documents cost calls once; re-materialising makes none; a budget stops the calls and
+    the run says how many documents wait."""
+    with OpenAILoopback() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        monkeypatch.setenv("ARBITER_LLM_MODEL", "loopback-model")
+        monkeypatch.setenv("ARBITER_LLM_PRICES", "loopback-model=1.0/2.0")
+        instance = dg.DagsterInstance.ephemeral()
+        unseen = str(LABELLED_DIR / "unseen.jsonl")
+        assert all(o.success for o in ingest_files({unseen: [unseen]}, {}, settings=settings, instance=instance))
+
+        monkeypatch.setenv("ARBITER_LLM_BUDGET_USD", "0.001")
+        assert all(o.success for o in materialize_selection("document_events", settings=settings, instance=instance))
+        stopped = metadata(instance)
+        assert stopped["pending"] > 0 and "budget was reached" in stopped["note"]
+        assert stopped["usage"]["budget_exhausted"] == 1
+
+        monkeypatch.delenv("ARBITER_LLM_BUDGET_USD")
+        assert all(o.success for o in materialize_selection("document_events", settings=settings, instance=instance))
+        first = metadata(instance)
+        assert first["method"].startswith("openai/loopback-model/") and first["partitions"].count("incomplete") == 1
+        assert first["pending"] == 0 and first["accuracy_unseen"] >= 0.95
+        assert first["usage"]["cost_usd"] > 0 and first["usage"]["calls"] > 0
+        calls = len(server.requests)
+
+        assert all(o.success for o in materialize_selection("document_events", settings=settings, instance=instance))
+        again = metadata(instance)
+        assert len(server.requests) == calls and again["usage"].get("calls", 0) == 0  # the cache answered
+        assert again["partitions_read"] == 0
+
+        events = (
+            sql.connect(Lake(settings.lake)).execute("select distinct extractor, model from document_events").fetchall()
+        )
+        assert events == [("openai", "loopback-model")]

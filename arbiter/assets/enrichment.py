@@ -45,7 +45,7 @@ DOCUMENT_CHECKS = [
     "under target=document_events.",
 )
 def document_events(context: dg.AssetExecutionContext, lake: LakeResource, extractor: ExtractorResource):
-    reader = extractor.extractor()
+    reader = extractor.extractor(lake.lake())
     report = derive_events.derive_events(lake.lake(), reader)
     for read in report.reads:
         context.log.info(
@@ -62,6 +62,7 @@ def document_events(context: dg.AssetExecutionContext, lake: LakeResource, extra
             **totals,
             "quarantine_reasons": dg.MetadataValue.json(dict(report.quarantine_reasons)),
             "usage": dg.MetadataValue.json(dict(report.usage)),
+            "note": _note(report),
             **{f"accuracy_{name}": figures["accuracy"] for name, figures in quality.items()},
             "partitions": dg.MetadataValue.md(_table(report)),
         }
@@ -81,6 +82,15 @@ def document_events(context: dg.AssetExecutionContext, lake: LakeResource, extra
             for name, f in quality.items()
         },
     )
+
+
+def _note(report: derive_events.DerivedEvents) -> str:
+    """What a reader of the run should know first: whether anything waits for the next run, and why."""
+    pending = report.totals()["pending"]
+    if not pending:
+        return "every document read"
+    why = "the run's budget was reached" if report.usage.get("budget_exhausted") else "the endpoint kept failing"
+    return f"{pending} document(s) wait for the next run: {why}"
 
 
 def _table(report: derive_events.DerivedEvents) -> str:

@@ -180,6 +180,25 @@ DOCUMENT_EVENTS = pa.schema(
     ]
 )
 
+# The language model's answers, kept so unchanged documents are never sent twice: one row per
+# document content (``doc_hash``) read by a model with a prompt version. ``answer`` is the validated
+# answer as JSON; ``status`` is answered or quarantined, with ``reason`` and ``field`` saying why;
+# the tokens are what the answer cost.
+MODEL_ANSWERS = pa.schema(
+    [
+        _f("doc_hash", pa.string()),
+        _f("model", pa.string()),
+        _f("prompt_version", pa.string()),
+        _f("status", pa.string()),
+        _f("answer", pa.string(), nullable=True),
+        _f("reason", pa.string(), nullable=True),
+        _f("field", pa.string(), nullable=True),
+        _f("prompt_tokens", pa.int64()),
+        _f("completion_tokens", pa.int64()),
+        _f("answered_at", UTC_NS),
+    ]
+)
+
 CONTRACT: dict[str, pa.Schema] = {
     "instruments": INSTRUMENTS,
     "quotes": QUOTES,
@@ -190,6 +209,7 @@ CONTRACT: dict[str, pa.Schema] = {
     "raw_snapshots": RAW_SNAPSHOTS,
     "quarantine": QUARANTINE,
     "document_events": DOCUMENT_EVENTS,
+    "model_answers": MODEL_ANSWERS,
 }
 
 

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import dagster as dg
 
+from arbiter.platform.enrich.answer_cache import LakeAnswerCache
 from arbiter.platform.enrich.extraction import Extractor, OfflineExtractor
+from arbiter.platform.enrich.model_extract import ModelExtractor, ModelSettings
+from arbiter.platform.lake import Lake
 
 
 class ExtractorResource(dg.ConfigurableResource):
-    """What reads documents into events. The offline rules are the embedded default: no model, no
-    network, no key."""
+    """What reads documents into events: a language model behind any OpenAI-compatible endpoint
+    when ``OPENAI_BASE_URL`` or ``OPENAI_API_KEY`` is set (secrets stay in the environment; the
+    ``ARBITER_LLM_*`` variables tune it), else the offline rules, the embedded default. The fields
+    here override the environment's model, budget and concurrency for this deployment."""
 
-    def extractor(self) -> Extractor:
-        return OfflineExtractor()
+    model: str | None = None
+    budget_usd: float | None = None  # per run: calls stop when it is reached, the rest wait
+    max_concurrency: int | None = None
+
+    def extractor(self, lake: Lake) -> Extractor:
+        settings = ModelSettings.from_env()
+        if not settings.configured():
+            return OfflineExtractor()
+        given = {"model": self.model, "budget_usd": self.budget_usd, "max_concurrency": self.max_concurrency}
+        settings = dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
+        return ModelExtractor(settings, LakeAnswerCache(lake))

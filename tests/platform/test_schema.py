@@ -91,6 +91,18 @@ PINNED = {
         ("currency", S, True),
         ("image_uri", S, True),
     ],
+    "model_answers": [
+        ("doc_hash", S, False),
+        ("model", S, False),
+        ("prompt_version", S, False),
+        ("status", S, False),
+        ("answer", S, True),
+        ("reason", S, True),
+        ("field", S, True),
+        ("prompt_tokens", pa.int64(), False),
+        ("completion_tokens", pa.int64(), False),
+        ("answered_at", TS, False),
+    ],
     "raw_snapshots": [
         ("received_at", TS, False),
         ("source", S, False),
