@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 
-from benchmarks import capture_figures, enrich_figures, lake_figures, rest_soak
+from benchmarks import capture_figures, enrich_figures, image_figures, lake_figures, rest_soak
 
 # name -> function returning that figure's record (value, unit, details)
 FIGURES: dict[str, Callable[[], dict]] = {
@@ -21,6 +21,9 @@ FIGURES: dict[str, Callable[[], dict]] = {
     "rest_soak": rest_soak.rest_soak,
     "extract_offline_docs_per_s": enrich_figures.extract_offline_docs_per_s,
     "extract_model_accuracy": enrich_figures.extract_model_accuracy,
+    "image_features_per_s": image_figures.image_features_per_s,
+    "image_holdout_accuracy": image_figures.image_holdout_accuracy,
+    "image_near_duplicate_f1": image_figures.image_near_duplicate_f1,
 }
 
 

@@ -8,9 +8,12 @@ import shutil
 import dagster as dg
 import polars as pl
 import pytest
+import skimage
+from PIL import Image
 
-from arbiter.platform import sql
+from arbiter.platform import models, sql
 from arbiter.platform.enrich.evaluate import LABELLED_DIR
+from arbiter.platform.enrich.image_classifier import OnnxClassifier
 from arbiter.platform.lake import Lake
 from arbiter.platform.settings import Settings
 from arbiter.runner import ingest_files, materialize_selection
@@ -147,3 +150,51 @@ def test_document_events_through_a_model_endpoint(settings, tmp_path, monkeypatc
             sql.connect(Lake(settings.lake)).execute("select distinct extractor, model from document_events").fetchall()
         )
         assert events == [("openai", "loopback-model")]
+
+
+def test_image_features_of_simulated_and_ingested_listings(settings, tmp_path):
+    """The classifier is trained on the simulator's listings and stored as ONNX; image_features
+    describes every picture or quarantines it with its reason, for the simulator's marketplaces
+    and for a user's catalogue whose image_uri are file paths; a second run reads nothing."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert all(o.success for o in materialize_selection("simulator_listings+", settings=settings, instance=instance))
+    lake = Lake(settings.lake)
+    stored = models.latest(lake, "image_classifier")
+    assert stored is not None and stored.metrics["accuracy"] >= 0.7
+
+    good = tmp_path / "astronaut.jpg"
+    Image.fromarray(skimage.data.astronaut()).save(good, quality=90)
+    (tmp_path / "cut.jpg").write_bytes(good.read_bytes()[:5000])  # truncated
+    catalogue = tmp_path / "shopx.csv"
+    catalogue.write_text(
+        "listing_id,title,image_uri\n"
+        f"a1,Astronaut poster,{good}\n"
+        f"a2,Astronaut poster (damaged file),{tmp_path / 'cut.jpg'}\n"
+        f"a3,Astronaut poster (no file),{tmp_path / 'gone.jpg'}\n"
+        "a4,No picture at all,\n"
+    )
+    outcomes = ingest_files(
+        {str(catalogue): [str(catalogue)]}, {"kind": "listings", "venue": "shopx"}, settings=settings, instance=instance
+    )
+    assert all(o.success for o in outcomes)
+    assert all(o.success for o in materialize_selection("image_features", settings=settings, instance=instance))
+    event = instance.get_latest_materialization_event(dg.AssetKey("image_features")).asset_materialization
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta["partitions_read"] == 1 and meta["partitions_up_to_date"] == 1  # the simulator's, read before
+
+    con = sql.connect(lake)
+    described = con.execute("select listing_id, class_label, format, width from image_features where venue = 'shopx'")
+    assert described.fetchall() == [("a1", "colour_photo", "JPEG", 512)]
+    rejected = con.execute(
+        "select reason, field from quarantine where target = 'image_features' and partition like '%shopx%' order by 1"
+    ).fetchall()
+    assert rejected == [("missing_image", "image_uri"), ("truncated_image", "image")]
+    version = OnnxClassifier(stored.artifact).version
+    simulated = "select count(*) from {} where venue <> 'shopx'"
+    described = con.execute(simulated.format("image_features") + " and classifier = ?", [version]).fetchall()[0][0]
+    quarantined = con.execute(
+        "select count(*) from quarantine where target = 'image_features' and source <> 'shopx'"
+    ).fetchall()[0][0]
+    assert described + quarantined == con.execute(simulated.format("listings")).fetchall()[0][0]
+    reasons = con.execute("select distinct reason from quarantine where target = 'image_features'").fetchall()
+    assert {"too_many_pixels", "not_an_image", "empty_image"} <= {r for (r,) in reasons}

@@ -1,23 +1,24 @@
 """Software-defined assets: thin wrappers that call platform functions and attach metadata and checks."""
 
 from arbiter.assets.analytics import market_stats_daily
-from arbiter.assets.enrichment import document_events
+from arbiter.assets.enrichment import document_events, image_classifier, image_features
 from arbiter.assets.file_feeds import file_rows, landed_file
 from arbiter.assets.network_sources import source_rows, source_snapshots
 from arbiter.assets.quotes import normalised_quotes
 from arbiter.assets.reference import instruments
-from arbiter.assets.simulator import simulator_announcements, simulator_snapshots
+from arbiter.assets.simulator import simulator_announcements, simulator_listings, simulator_snapshots
 
 INGESTION = [
     instruments,
     simulator_snapshots,
     simulator_announcements,
+    simulator_listings,
     normalised_quotes,
     landed_file,
     file_rows,
     source_snapshots,
     source_rows,
 ]
-ENRICHMENT = [document_events]
+ENRICHMENT = [document_events, image_classifier, image_features]
 ANALYTICS = [market_stats_daily]
 ALL = [*INGESTION, *ENRICHMENT, *ANALYTICS]

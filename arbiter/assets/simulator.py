@@ -1,11 +1,14 @@
-"""Raw snapshots from the market simulator, and the ground truth of the arbitrage it injected."""
+"""Raw snapshots from the market simulator, and the ground truth of the arbitrage it injected; the
+announcements and marketplace listings simulators, with theirs."""
+
+import hashlib
 
 import dagster as dg
 import polars as pl
 
 from arbiter.assets import table_checks
 from arbiter.assets.partitions import HOURLY
-from arbiter.platform.sources import announcements, simulator
+from arbiter.platform.sources import announcements, listings_sim, simulator
 from arbiter.resources.lake import SimulatorResource
 
 CHECKS = [
@@ -134,4 +137,69 @@ def simulator_announcements(context: dg.AssetExecutionContext, simulator_setting
             "documents": sum(h.documents.height for h in hours.values()),
             "mismatched": dg.MetadataValue.json(mismatched),
         },
+    )
+
+
+@dg.multi_asset(
+    outs={
+        "simulator_listings": dg.AssetOut(
+            description="The same products listed on several marketplaces (amazon, walmart, ebay, mercari): titles "
+            "worded differently, prices with cross-marketplace gaps, and a photograph each, made different per "
+            "marketplace (crop, resize, rotation, JPEG quality, colour shift, watermark), plus a few broken "
+            "pictures. Stored in the shared `listings` table under source=simulator.",
+            code_version="1",
+            owners=["team:data-engineering"],
+            metadata={"lake/table": "listings", "lake/prefix": {"source": "simulator"}},
+        ),
+        "simulator_listing_images": dg.AssetOut(
+            description="The simulated listings' pictures, byte for byte, keyed by their image_uri. Stored in the "
+            "shared `listing_images` table under source=simulator.",
+            code_version="1",
+            owners=["team:data-engineering"],
+            metadata={"lake/table": "listing_images", "lake/prefix": {"source": "simulator"}},
+        ),
+        "simulated_listing_truth": dg.AssetOut(
+            description="Ground truth of each simulated listing: its product, category, source photograph, the "
+            "augmentations its picture went through, whether it is the underpriced one, and any planted defect.",
+            code_version="1",
+            owners=["team:data-engineering"],
+        ),
+    },
+    group_name="ingestion",
+    check_specs=[
+        table_checks.unique_spec("simulator_listings", "listings"),
+        dg.AssetCheckSpec(
+            "every_picture_stored",
+            asset="simulator_listing_images",
+            description="every listing's image_uri has its picture stored",
+        ),
+        dg.AssetCheckSpec(
+            "one_truth_per_listing", asset="simulated_listing_truth", description="every listing has one truth row"
+        ),
+    ],
+)
+def simulator_listings(simulator_settings: SimulatorResource):
+    simulated = listings_sim.simulate_listings(simulator_settings.seed, bad_images=True)
+    images = pl.DataFrame(
+        {"uri": list(simulated.images), "body": list(simulated.images.values())},
+        schema={"uri": pl.String, "body": pl.Binary},
+    ).with_columns(sha256=pl.Series([hashlib.sha256(b).hexdigest() for b in simulated.images.values()]))
+    yield dg.Output(simulated.listings, output_name="simulator_listings")
+    yield dg.Output(images.select("uri", "sha256", "body"), output_name="simulator_listing_images")
+    yield dg.Output(simulated.truth, output_name="simulated_listing_truth")
+    yield table_checks.unique_result("simulator_listings", "listings", simulated.listings)
+    unstored = set(simulated.listings["image_uri"].drop_nulls()) - set(simulated.images)
+    yield dg.AssetCheckResult(
+        asset_key="simulator_listing_images",
+        check_name="every_picture_stored",
+        passed=not unstored,
+        metadata={"unstored": len(unstored), "pictures": images.height},
+    )
+    keys = ["venue", "listing_id"]
+    matched = simulated.truth.select(keys).sort(keys).equals(simulated.listings.select(keys).sort(keys))
+    yield dg.AssetCheckResult(
+        asset_key="simulated_listing_truth",
+        check_name="one_truth_per_listing",
+        passed=matched,
+        metadata={"listings": simulated.listings.height, "truth_rows": simulated.truth.height},
     )

@@ -12,7 +12,11 @@ incomplete (a language-model budget ran out, say), and never recomputes the rest
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
 
 from arbiter.platform.lake import Lake, Partition, partition_label
 
@@ -67,4 +71,29 @@ def _why(stamped: dict[str, str] | None, version: str, method: str) -> str | Non
     return None
 
 
-__all__ = ["Partition", "Pending", "plan", "stamp"]
+@dataclass
+class Derivation:
+    """What a derived partition holds: its rows, the source rows quarantined instead (the contract's
+    ``quarantine`` columns), and whether every source row was dealt with; ``detail`` is whatever
+    the caller wants back about the partition (counts for a report, say)."""
+
+    rows: pl.DataFrame
+    quarantine: pl.DataFrame
+    complete: bool = True
+    detail: Any = None
+
+
+def derive_pending(
+    lake: Lake, pending: list[Pending], target: str, method: str, compute: Callable[[Pending], Derivation]
+) -> Iterator[tuple[Pending, Derivation]]:
+    """``compute`` each pending partition and publish it: the quarantine first (under
+    ``target=<target>`` and the same keys), then the rows with their stamp, so a partition whose
+    second write fails is not stamped as derived and the next run computes it again."""
+    for todo in pending:
+        result = compute(todo)
+        lake.write("quarantine", result.quarantine, {"target": target, **todo.partition})
+        lake.write(target, result.rows, todo.partition, stamp=stamp(todo, method, result.complete))
+        yield todo, result
+
+
+__all__ = ["Derivation", "Partition", "Pending", "derive_pending", "plan", "stamp"]

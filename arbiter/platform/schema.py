@@ -199,6 +199,60 @@ MODEL_ANSWERS = pa.schema(
     ]
 )
 
+# The pictures listings point at (``listings.image_uri``), byte for byte, where a source delivers
+# them with its listings (the simulator's marketplaces); ``uri`` is the listing's ``image_uri``.
+LISTING_IMAGES = pa.schema(
+    [
+        _f("uri", pa.string()),
+        _f("sha256", pa.string()),
+        _f("body", pa.binary()),
+    ]
+)
+
+# Trained models, each version kept: the artifact (ONNX bytes, the format every runtime here
+# loads), what it was trained on and how it scored, as JSON.
+MODELS = pa.schema(
+    [
+        _f("name", pa.string()),
+        _f("version", pa.string()),
+        _f("trained_at", UTC_NS),
+        _f("format", pa.string()),
+        _f("artifact", pa.binary()),
+        _f("trained_on", pa.string()),
+        _f("metrics", pa.string()),
+    ]
+)
+
+# What a listing's picture looks like (``arbiter.platform.enrich.image_features``): its facts as
+# decoded, perceptual hashes (hex), a 64-bin colour histogram, edge and texture statistics, a
+# fixed-length embedding, and the class an ONNX classifier gives it, with the versions of both.
+IMAGE_FEATURES = pa.schema(
+    [
+        _f("venue", pa.string()),
+        _f("listing_id", pa.string()),
+        _f("image_uri", pa.string()),
+        _f("format", pa.string()),  # read from the content
+        _f("format_mismatch", pa.bool_()),  # the name's extension promised another
+        _f("source_mode", pa.string()),  # the file's pixel mode (CMYK, RGBA, I;16...)
+        _f("width", pa.int32()),  # full size as displayed (after EXIF rotation)
+        _f("height", pa.int32()),
+        _f("orientation", pa.int32()),  # EXIF orientation, 1 when upright or absent
+        _f("phash", pa.string()),
+        _f("dhash", pa.string()),
+        _f("colour_hist", pa.list_(pa.float32())),
+        _f("edge_density", pa.float64()),
+        _f("edge_mean", pa.float64()),
+        _f("edge_orientation_entropy", pa.float64()),
+        _f("texture_entropy", pa.float64()),
+        _f("texture_contrast", pa.float64()),
+        _f("embedding", pa.list_(pa.float32())),
+        _f("class_label", pa.string(), nullable=True),  # null when no classifier was given
+        _f("class_score", pa.float64(), nullable=True),
+        _f("classifier", pa.string(), nullable=True),
+        _f("feature_version", pa.string()),
+    ]
+)
+
 CONTRACT: dict[str, pa.Schema] = {
     "instruments": INSTRUMENTS,
     "quotes": QUOTES,
@@ -210,6 +264,9 @@ CONTRACT: dict[str, pa.Schema] = {
     "quarantine": QUARANTINE,
     "document_events": DOCUMENT_EVENTS,
     "model_answers": MODEL_ANSWERS,
+    "listing_images": LISTING_IMAGES,
+    "models": MODELS,
+    "image_features": IMAGE_FEATURES,
 }
 
 

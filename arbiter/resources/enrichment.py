@@ -8,6 +8,8 @@ import dagster as dg
 
 from arbiter.platform.enrich.answer_cache import LakeAnswerCache
 from arbiter.platform.enrich.extraction import Extractor, OfflineExtractor
+from arbiter.platform.enrich.image_store import ImageStore
+from arbiter.platform.enrich.images import DEFAULT_LIMITS, Limits
 from arbiter.platform.enrich.model_extract import ModelExtractor, ModelSettings
 from arbiter.platform.lake import Lake
 
@@ -29,3 +31,21 @@ class ExtractorResource(dg.ConfigurableResource):
         given = {"model": self.model, "budget_usd": self.budget_usd, "max_concurrency": self.max_concurrency}
         settings = dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
         return ModelExtractor(settings, LakeAnswerCache(lake))
+
+
+class ImageResource(dg.ConfigurableResource):
+    """How pictures are read and described: the limits a picture must pass (bytes, pixels: a
+    decompression bomb is refused before it is decoded), how long a remote picture may take, the
+    worker threads, and the seed of the classifier's held-out evaluation."""
+
+    max_bytes: int = DEFAULT_LIMITS.max_bytes
+    max_pixels: int = DEFAULT_LIMITS.max_pixels
+    fetch_timeout_s: float = 10.0
+    workers: int | None = None  # default: one per CPU
+    seed: int = 0
+
+    def limits(self) -> Limits:
+        return dataclasses.replace(DEFAULT_LIMITS, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    def store(self, lake: Lake) -> ImageStore:
+        return ImageStore(lake, max_bytes=self.max_bytes, timeout_s=self.fetch_timeout_s)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from arbiter.platform import derived
-from arbiter.platform.enrich.extraction import TARGET, Extraction, Extractor
+from arbiter.platform.enrich.extraction import TARGET, Extractor
 from arbiter.platform.lake import Lake
 
 SOURCE = "documents"
@@ -54,10 +54,16 @@ def derive_events(lake: Lake, extractor: Extractor) -> DerivedEvents:
     """Read the documents of every partition ``extractor`` has not read yet into ``document_events``."""
     report = DerivedEvents(extractor.method)
     pending, report.up_to_date = derived.plan(lake, SOURCE, TARGET, extractor.method)
-    for todo in pending:
+
+    def extract(todo: derived.Pending) -> derived.Derivation:
         documents = lake.read(SOURCE, [todo.partition]).select(DOCUMENT_COLUMNS).cast({"source": pl.String})
         extraction = extractor.extract(documents, todo.label)
-        _publish(lake, todo, extractor.method, extraction)
+        return derived.Derivation(
+            extraction.events, extraction.quarantine, extraction.complete, (documents, extraction)
+        )
+
+    for todo, result in derived.derive_pending(lake, pending, TARGET, extractor.method, extract):
+        documents, extraction = result.detail
         report.reads.append(
             PartitionRead(
                 partition=todo.label,
@@ -74,10 +80,3 @@ def derive_events(lake: Lake, extractor: Extractor) -> DerivedEvents:
             r.split(":", 1)[0] for r in extraction.quarantine.get_column("reason").to_list()
         )
     return report
-
-
-def _publish(lake: Lake, todo: derived.Pending, method: str, extraction: Extraction) -> None:
-    """Quarantine first, then the events with their stamp: should the second write fail, the
-    partition is not stamped as read and the next run reads it again."""
-    lake.write("quarantine", extraction.quarantine, {"target": TARGET, **todo.partition})
-    lake.write(TARGET, extraction.events, todo.partition, stamp=derived.stamp(todo, method, extraction.complete))
