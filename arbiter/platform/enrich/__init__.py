@@ -1,8 +1,14 @@
 """Enrichment: structured facts read from unstructured data.
 
-``document_events`` (the contract's ``DOCUMENT_EVENTS``): the events announcements state, one row
-per event. ``offline_extract`` reads them by rules (the embedded default, no model, no network);
-``evaluate`` scores any extractor on labelled announcements. Modules: ``events`` (the ``Event``
-model and frame), ``cues`` (event phrases), ``stated_times`` (times and durations in text),
-``names`` (tickers and networks).
+Documents into ``document_events`` (the contract's ``DOCUMENT_EVENTS``, one row per event an
+announcement states): ``extraction`` (what every extractor returns), ``offline_extract`` (rules:
+the embedded default, no model, no network, with ``events``, ``cues``, ``stated_times`` and
+``names``), ``model_extract`` (a language model through the openai SDK, with ``prompt`` and
+``answer_cache``), ``derive_events`` (new partitions only) and ``evaluate`` (accuracy on the
+``labelled`` announcements).
+
+Pictures into ``image_features``: ``images`` (safe decoding), ``image_features`` (hashes,
+histogram, edges, texture, embedding), ``image_classifier`` (trained, exported to ONNX, run with
+onnxruntime), ``image_matching`` (near duplicates across venues), ``image_evaluate`` (held-out
+figures), ``image_store`` (where pictures come from) and ``derive_image_features``.
 """
