@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 
-from benchmarks import capture_figures, enrich_figures, image_figures, lake_figures, rest_soak
+from benchmarks import capture_figures, cluster_figures, enrich_figures, image_figures, lake_figures, rest_soak
 
 # name -> function returning that figure's record (value, unit, details)
 FIGURES: dict[str, Callable[[], dict]] = {
@@ -20,6 +20,9 @@ FIGURES: dict[str, Callable[[], dict]] = {
     "normalise_capture_msgs_per_s": capture_figures.normalise_capture_msgs_per_s,
     "rest_soak": rest_soak.rest_soak,
     "extract_offline_docs_per_s": enrich_figures.extract_offline_docs_per_s,
+    "hdbscan_50k_s": cluster_figures.hdbscan_50k_s,
+    "promap_f1": cluster_figures.promap_f1,
+    "unseen_f1": cluster_figures.unseen_f1,
     "extract_model_accuracy": enrich_figures.extract_model_accuracy,
     "image_features_per_s": image_figures.image_features_per_s,
     "image_holdout_accuracy": image_figures.image_holdout_accuracy,

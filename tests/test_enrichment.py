@@ -4,6 +4,7 @@ second materialisation reads nothing; a changed file is read again, alone."""
 
 import json
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -12,13 +13,16 @@ import skimage
 from PIL import Image
 
 from arbiter.platform import models, sql
+from arbiter.platform.enrich.entity_clusters import pairwise_scores
 from arbiter.platform.enrich.evaluate import LABELLED_DIR
 from arbiter.platform.enrich.image_classifier import OnnxClassifier
+from arbiter.platform.enrich.product_pairs import load_pairs
 from arbiter.platform.lake import Lake
 from arbiter.platform.settings import Settings
 from arbiter.runner import ingest_files, materialize_selection
 from tests.platform.enrich.openai_loopback import OpenAILoopback
 
+PRODUCTS = Path(__file__).parent / "data" / "products"
 HOURS = "2026-03-02-09:00...2026-03-02-10:00"  # two simulated announcements, then none
 
 
@@ -198,3 +202,23 @@ def test_image_features_of_simulated_and_ingested_listings(settings, tmp_path):
     assert described + quarantined == con.execute(simulated.format("listings")).fetchall()[0][0]
     reasons = con.execute("select distinct reason from quarantine where target = 'image_features'").fetchall()
     assert {"too_many_pixels", "not_an_image", "empty_image"} <= {r for (r,) in reasons}
+
+
+def test_entity_clusters_of_two_ingested_catalogues(settings, tmp_path):
+    """A user's two product tables (the Walmart-Amazon names pairs, never tuned on, split back into
+    one catalogue per shop) go in through `arbiter ingest`; entity_clusters matches them across the
+    two shops well enough (pairwise F1 at least 0.70 on the labelled pairs)."""
+    instance = dg.DagsterInstance.ephemeral()
+    pairs = load_pairs(PRODUCTS / "amazon_walmart_names.csv", ("shop_a", "shop_b"), listing_key="title")
+    for venue, catalogue in pairs.listings.group_by("venue"):
+        path = tmp_path / f"{venue[0]}.csv"
+        catalogue.select("listing_id", "title", "brand", "price").write_csv(path)
+        options = {"kind": "listings", "venue": venue[0]}
+        assert all(
+            o.success for o in ingest_files({str(path): [str(path)]}, options, settings=settings, instance=instance)
+        )
+    assert all(o.success for o in materialize_selection("entity_clusters", settings=settings, instance=instance))
+    clusters = sql.connect(Lake(settings.lake)).sql("select venue, listing_id, cluster_id from entity_clusters").pl()
+    assert clusters.height == pairs.listings.height
+    scores = pairwise_scores(clusters, pairs.truth)
+    assert scores["f1"] >= 0.70, scores

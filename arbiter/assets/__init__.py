@@ -1,7 +1,13 @@
 """Software-defined assets: thin wrappers that call platform functions and attach metadata and checks."""
 
 from arbiter.assets.analytics import market_stats_daily
-from arbiter.assets.enrichment import document_events, image_classifier, image_features
+from arbiter.assets.enrichment import (
+    document_events,
+    entity_clusters,
+    image_classifier,
+    image_features,
+    instrument_clusters,
+)
 from arbiter.assets.file_feeds import file_rows, landed_file
 from arbiter.assets.network_sources import source_rows, source_snapshots
 from arbiter.assets.quotes import normalised_quotes
@@ -19,6 +25,6 @@ INGESTION = [
     source_snapshots,
     source_rows,
 ]
-ENRICHMENT = [document_events, image_classifier, image_features]
+ENRICHMENT = [document_events, image_classifier, image_features, entity_clusters, instrument_clusters]
 ANALYTICS = [market_stats_daily]
 ALL = [*INGESTION, *ENRICHMENT, *ANALYTICS]

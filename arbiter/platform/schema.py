@@ -253,6 +253,32 @@ IMAGE_FEATURES = pa.schema(
     ]
 )
 
+# Listings that are the same product, across venues (``enrich.entity_clusters``): a null
+# ``cluster_id`` is noise (matched nothing); ids carry over from run to run for continuing clusters.
+ENTITY_CLUSTERS = pa.schema(
+    [
+        _f("venue", pa.string()),
+        _f("listing_id", pa.string()),
+        _f("cluster_id", pa.int64(), nullable=True),
+        _f("probability", pa.float64(), nullable=True),
+    ]
+)
+
+# Markets whose prices move together in a window (``enrich.instrument_clusters``): candidates for
+# pair and basket arbitrage; ids carry over from the window before.
+INSTRUMENT_CLUSTERS = pa.schema(
+    [
+        _f("window_start", UTC_NS),
+        _f("venue", pa.string()),
+        _f("market", pa.string()),
+        _f("symbol", pa.string()),
+        _f("cluster_id", pa.int64(), nullable=True),
+        _f("probability", pa.float64(), nullable=True),
+        _f("returns", pa.int64()),
+        _f("mean_correlation", pa.float64(), nullable=True),
+    ]
+)
+
 CONTRACT: dict[str, pa.Schema] = {
     "instruments": INSTRUMENTS,
     "quotes": QUOTES,
@@ -267,6 +293,8 @@ CONTRACT: dict[str, pa.Schema] = {
     "listing_images": LISTING_IMAGES,
     "models": MODELS,
     "image_features": IMAGE_FEATURES,
+    "entity_clusters": ENTITY_CLUSTERS,
+    "instrument_clusters": INSTRUMENT_CLUSTERS,
 }
 
 

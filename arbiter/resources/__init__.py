@@ -1,7 +1,7 @@
 """Dagster resources wrapping platform pieces, all chosen in one place (``build_resources``)."""
 
 from arbiter.platform.settings import Settings
-from arbiter.resources.enrichment import ExtractorResource, ImageResource
+from arbiter.resources.enrichment import ClusterResource, ExtractorResource, ImageResource
 from arbiter.resources.io_manager import LakeIOManager
 from arbiter.resources.lake import DuckDBResource, LakeResource, LandingResource, NetworkResource, SimulatorResource
 
@@ -26,10 +26,12 @@ def build_resources(settings: Settings | None = None) -> dict:
         "simulator_settings": SimulatorResource(seed=settings.sim_seed, rate_scale=settings.sim_rate_scale),
         "extractor": ExtractorResource(),
         "images": ImageResource(),
+        "clustering": ClusterResource(),
     }
 
 
 __all__ = [
+    "ClusterResource",
     "DuckDBResource",
     "ExtractorResource",
     "ImageResource",

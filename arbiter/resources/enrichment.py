@@ -7,9 +7,11 @@ import dataclasses
 import dagster as dg
 
 from arbiter.platform.enrich.answer_cache import LakeAnswerCache
+from arbiter.platform.enrich.entity_clusters import ClusterSettings
 from arbiter.platform.enrich.extraction import Extractor, OfflineExtractor
 from arbiter.platform.enrich.image_store import ImageStore
 from arbiter.platform.enrich.images import DEFAULT_LIMITS, Limits
+from arbiter.platform.enrich.instrument_clusters import InstrumentSettings
 from arbiter.platform.enrich.model_extract import ModelExtractor, ModelSettings
 from arbiter.platform.lake import Lake
 
@@ -49,3 +51,26 @@ class ImageResource(dg.ConfigurableResource):
 
     def store(self, lake: Lake) -> ImageStore:
         return ImageStore(lake, max_bytes=self.max_bytes, timeout_s=self.fetch_timeout_s)
+
+
+class ClusterResource(dg.ConfigurableResource):
+    """How listings are matched into products and markets into co-moving groups. Defaults are the
+    settings measured in ``benchmarks/cluster_figures.py``."""
+
+    min_score: float = ClusterSettings.min_score  # a candidate pair scoring less is never a link
+    neighbours: int = ClusterSettings.neighbours  # candidates per listing on each other marketplace
+    image_weight: float = ClusterSettings.image_weight  # share of the picture in a pair's score
+    min_cluster_size: int = ClusterSettings.min_cluster_size
+    grid: str = InstrumentSettings.grid  # sampling interval of market returns
+    min_returns: int = InstrumentSettings.min_returns
+
+    def listings(self) -> ClusterSettings:
+        return ClusterSettings(
+            min_score=self.min_score,
+            neighbours=self.neighbours,
+            image_weight=self.image_weight,
+            min_cluster_size=self.min_cluster_size,
+        )
+
+    def instruments(self) -> InstrumentSettings:
+        return InstrumentSettings(grid=self.grid, min_returns=self.min_returns)

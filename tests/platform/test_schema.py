@@ -10,7 +10,8 @@ S, F, I64, I32, B = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.binary
 LIST_S = pa.list_(pa.string())
 TS = pa.timestamp("ns", tz="UTC")
 # (name, type, nullable) per table, exactly as DESIGN.md lists them (``bars`` added for klines/OHLC,
-# ``document_events`` for enrichment: issue 4).
+# ``document_events``, ``model_answers``, ``listing_images``, ``models``, ``image_features``,
+# ``entity_clusters`` and ``instrument_clusters`` for enrichment: issue 4).
 PINNED = {
     "instruments": [
         ("venue", S, False),
@@ -136,6 +137,22 @@ PINNED = {
         ("class_score", F, True),
         ("classifier", S, True),
         ("feature_version", S, False),
+    ],
+    "entity_clusters": [
+        ("venue", S, False),
+        ("listing_id", S, False),
+        ("cluster_id", I64, True),
+        ("probability", F, True),
+    ],
+    "instrument_clusters": [
+        ("window_start", TS, False),
+        ("venue", S, False),
+        ("market", S, False),
+        ("symbol", S, False),
+        ("cluster_id", I64, True),
+        ("probability", F, True),
+        ("returns", I64, False),
+        ("mean_correlation", F, True),
     ],
     "raw_snapshots": [
         ("received_at", TS, False),
