@@ -11,4 +11,8 @@ Pictures into ``image_features``: ``images`` (safe decoding), ``image_features``
 histogram, edges, texture, embedding), ``image_classifier`` (trained, exported to ONNX, run with
 onnxruntime), ``image_matching`` (near duplicates across venues), ``image_evaluate`` (held-out
 figures), ``image_store`` (where pictures come from) and ``derive_image_features``.
+
+Clusters: ``entity_clusters`` (listings that are the same product, over ``text_features`` and
+picture embeddings; ``product_pairs`` reads labelled pair files), ``instrument_clusters``
+(markets that move together) and ``cluster_tracking`` (stable ids, stability between runs).
 """
