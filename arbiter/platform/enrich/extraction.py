@@ -78,9 +78,14 @@ class OfflineExtractor:
 
     def extract(self, documents: pl.DataFrame, partition: str) -> Extraction:
         try:
-            return Extraction(extract_frame(documents), EMPTY_QUARANTINE)
+            events = extract_frame(documents)
         except Exception:
-            pass  # find the document that fails, below
+            return self._one_by_one(documents, partition)
+        return Extraction(events, EMPTY_QUARANTINE)
+
+    @staticmethod
+    def _one_by_one(documents: pl.DataFrame, partition: str) -> Extraction:
+        """Each document alone, so the one that fails is quarantined and the others are read."""
         frames, rejected = [], [EMPTY_QUARANTINE]
         for row in documents.iter_slices(1):
             try:
