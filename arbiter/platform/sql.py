@@ -57,11 +57,11 @@ def _keys_beside_columns(
 ) -> str:
     """``scan`` with the file's own columns where a Hive key has a column's name (``documents``
     are stored under ``source=<ingestion source>`` while their ``source`` column is the venue), and
-    the other keys typed as DuckDB's Hive detection types them."""
+    the other keys decoded and typed as DuckDB's Hive detection does."""
     detected = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     plain = scan.replace("hive_partitioning=true", "hive_partitioning=false, filename=true")
     extra = "".join(
-        f", CAST(regexp_extract(filename, '/{k}=([^/]*)/', 1) AS {detected[k]}) AS \"{k}\""
+        f", CAST(url_decode(regexp_extract(filename, '/{k}=([^/]*)/', 1)) AS {detected[k]}) AS \"{k}\""
         for k in keys
         if k not in shadowed
     )

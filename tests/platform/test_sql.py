@@ -60,3 +60,25 @@ def test_catalog_file_opens_in_any_duckdb_client_and_sees_new_partitions(lake, t
     lake.write("quotes", quotes(4), {"date": "2026-11-20", "hour": "05"})
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("select count(*) from quotes").fetchall() == [(9,)]
+
+
+def test_a_column_named_like_a_hive_key_keeps_its_own_values(tmp_path):
+    """``documents`` live under ``source=<ingestion source>`` while their ``source`` column is the
+    venue: the view shows the column, and the other keys decoded and typed as Hive keys are."""
+    lake = Lake(str(tmp_path / "lake"))
+    docs = pl.DataFrame(
+        {
+            "ts": [0, 0],
+            "source": ["okx", "kraken"],
+            "doc_id": ["a", "b"],
+            "title": [None, None],
+            "body": ["x", "y"],
+            "url": [None, None],
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    lake.write("documents", docs, {"source": "files", "file": "%2Fdata%2Fnews.jsonl"})
+    lake.write("documents", docs.head(1), {"source": "simulator", "date": "2026-11-20", "hour": "04"})
+    con = sql.connect(lake)
+    rows = con.execute("select source, file, date, hour from documents order by file nulls first, source").fetchall()
+    assert [r[:2] for r in rows] == [("okx", None), ("kraken", "/data/news.jsonl"), ("okx", "/data/news.jsonl")]
+    assert str(rows[0][2]) == "2026-11-20" and rows[0][3] == "04"  # as the plain Hive view types them
