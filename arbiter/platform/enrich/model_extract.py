@@ -201,6 +201,18 @@ class Usage:
     failed: list[str] = field(default_factory=list)  # doc_ids whose request failed after retries
     last_error: str | None = None
 
+    def counters(self) -> dict[str, int]:
+        """The run's counts, as summary metadata and the ``Extraction``'s usage both report them."""
+        return {
+            "calls": self.calls,
+            "retries": self.retries,
+            "answer_retries": self.answer_retries,
+            "cache_hits": self.cache_hits,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "failed": len(self.failed),
+        }
+
 
 @dataclass
 class ModelRun:
@@ -227,13 +239,7 @@ class ModelRun:
             "quarantined": self.quarantine.height,
             "quarantine_reasons": dict(reasons),
             "pending": len(u.pending),
-            "failed": len(u.failed),
-            "calls": u.calls,
-            "retries": u.retries,
-            "answer_retries": u.answer_retries,
-            "cache_hits": u.cache_hits,
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.completion_tokens,
+            **u.counters(),
             "cost_usd": None if u.cost_usd is None else round(u.cost_usd, 6),
             "budget_usd": s.budget_usd,
             "budget_exhausted": u.budget_exhausted,
@@ -259,13 +265,7 @@ class ModelRun:
         since a later run reads them again."""
         u = self.usage
         counts = {
-            "calls": u.calls,
-            "retries": u.retries,
-            "answer_retries": u.answer_retries,
-            "cache_hits": u.cache_hits,
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.completion_tokens,
-            "failed": len(u.failed),
+            **u.counters(),
             "budget_exhausted": int(u.budget_exhausted),
             **({"cost_usd": u.cost_usd} if u.cost_usd is not None else {}),
         }

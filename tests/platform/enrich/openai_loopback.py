@@ -68,7 +68,7 @@ class OpenAILoopback:
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *args):
-                pass
+                """Quiet: tests read the recorded requests, not a log."""
 
             def do_POST(self):
                 server._handle(self)
