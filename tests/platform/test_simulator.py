@@ -53,7 +53,7 @@ def test_injected_faults_are_present():
 def test_dislocations_are_ground_truth_and_visible_in_prices():
     hour = simulate_hour(HOUR, SimulatorConfig())
     assert hour.truth.height > 0
-    w = hour.truth.sort("magnitude_bps", descending=True).row(0, named=True)
+    w = hour.truth.filter(kind="persistent").sort("magnitude_bps", descending=True).row(0, named=True)
     lo, hi = w["start"], w["end"]
     raw = hour.raw.with_columns(
         t=pl.col("recv_ns").cast(pl.Datetime("ns", "UTC")),
@@ -69,6 +69,52 @@ def test_dislocations_are_ground_truth_and_visible_in_prices():
     others = inside.filter((pl.col("venue") != w["venue"]) & (pl.col("market") == "spot"))["mid"].median()
     gap_bps = (moved / others - 1) * 1e4
     assert np.sign(gap_bps) == w["direction"] and abs(gap_bps) > w["magnitude_bps"] * 0.5
+
+
+def test_the_book_says_which_dislocations_persist():
+    """Persistent dislocations are backed by size on the side pushing them; fleeting ones by size on
+    the side closing them, and they are over within half a second."""
+    hours = [simulate_hour(HOUR + timedelta(hours=h), SimulatorConfig()) for h in range(3)]
+    agree = {"persistent": [], "fleeting": []}
+    for hour in hours:
+        raw = hour.raw.with_columns(
+            pl.col("recv_ns").alias("t"),
+            bid_qty=pl.col("bid_qty").cast(pl.Float64, strict=False),
+            ask_qty=pl.col("ask_qty").cast(pl.Float64, strict=False),
+        )
+        for w in hour.truth.filter(pl.col("kind") != "phantom").iter_rows(named=True):
+            lo, hi = (int(w[k].timestamp() * 1e9) for k in ("start", "end"))
+            native = "XBT" if w["base"] == "BTC" and w["venue"] == "kraken" else w["base"]
+            inside = raw.filter(
+                (pl.col("venue") == w["venue"])
+                & (pl.col("market") == w["market"])
+                & pl.col("native_symbol").cast(pl.String).str.starts_with(native)
+                & pl.col("t").is_between(lo + 5_000_000, hi + 20_000_000)
+            )
+            imbalance = ((inside["bid_qty"] - inside["ask_qty"]) / (inside["bid_qty"] + inside["ask_qty"])).mean()
+            if imbalance is not None:
+                agree[w["kind"]].append(np.sign(imbalance) == w["direction"])
+        durations = hour.truth.filter(kind="fleeting").select((pl.col("end") - pl.col("start")).dt.total_milliseconds())
+        assert durations.to_series().max() <= 400
+    assert np.mean(agree["persistent"]) > 0.75 and np.mean(agree["fleeting"]) < 0.25
+
+
+def test_phantoms_are_a_held_back_feed_whose_quotes_arrive_old():
+    hour = simulate_hour(HOUR, SimulatorConfig())
+    phantoms = hour.truth.filter(kind="phantom")
+    assert phantoms.height > 0
+    w = phantoms.row(0, named=True)
+    lo, hi = (int(w[k].timestamp() * 1e9) for k in ("start", "end"))
+    unit = {"ms": 1_000_000, "us": 1_000}
+    venue = hour.raw.filter(
+        (pl.col("venue") == w["venue"])
+        & (pl.col("market") == w["market"])
+        & pl.col("native_symbol").cast(pl.String).str.starts_with(w["base"])
+    ).with_columns(event_ns=pl.col("event_time") * pl.col("event_time_unit").cast(pl.String).replace_strict(unit))
+    assert venue.filter(pl.col("recv_ns").is_between(lo + 300_000_000, hi - 1)).height == 0  # nothing arrives
+    burst = venue.filter(pl.col("event_ns").is_between(lo, hi - 1))
+    assert burst.height > 0 and (burst["recv_ns"] >= hi).all()  # then it all comes, late
+    assert (burst["recv_ns"] - burst["event_ns"]).max() > 1_000_000_000
 
 
 def test_stored_prices_format_back_to_the_venue_strings():

@@ -3,11 +3,21 @@
 Several venues quote the same assets around one shared latent price. Each venue speaks its own
 dialect (native symbols, decimal strings at its own precision, event time in its own unit or
 none at all), lags the latent price by its own latency and adds its own noise. On top of that the
-simulator injects what real feeds do: transient dislocations (true arbitrage windows, returned as
-ground truth), stale quotes, short outages, re-sent duplicates, late (out-of-order) messages and a
-few corrupt ones. Every hour is generated independently from ``(seed, hour)``, yet prices are
-continuous across hours: the latent path is a Brownian bridge between hourly anchors that are
-themselves a seeded random walk from a fixed origin.
+simulator injects what real feeds do: transient dislocations (arbitrage windows, returned as ground
+truth), stale quotes, short outages, re-sent duplicates, late (out-of-order) messages and a few
+corrupt ones.
+
+The dislocations have learnable structure, as real ones do. Half persist for seconds and half are
+gone within a few hundred milliseconds, before an order sent on sight could fill; the dislocated
+venue's book says which: a persistent one is backed by size on the side pushing it (heavy bids
+under a rich quote, heavy asks over a cheap one), a fleeting one by size on the side about to
+close it. And some spreads are phantoms: the whole market jumps while one venue's feed is held back
+for seconds, so its last quote looks mispriced although the venue itself has moved; only the age
+of that quote (our clock against the venue's) gives it away.
+
+Every hour is generated independently from ``(seed, hour)``, yet prices are continuous across hours:
+the latent path is a Brownian bridge between hourly anchors that are themselves a seeded random
+walk from a fixed origin.
 """
 
 from __future__ import annotations
@@ -154,6 +164,7 @@ TRUTH_SCHEMA = {
     "market": pl.String,
     "direction": pl.Int8,  # +1: the venue quotes above the others, -1: below
     "magnitude_bps": pl.Float64,
+    "kind": pl.String,  # persistent, fleeting, or phantom (a held-back feed, nothing to trade)
 }
 
 
@@ -166,6 +177,11 @@ class SimulatorConfig:
     dislocations_per_hour: float = 8.0  # per asset
     dislocation_bps: tuple[float, float] = (40.0, 160.0)
     dislocation_seconds: tuple[float, float] = (1.0, 8.0)
+    fleeting_share: float = 0.5  # dislocations that close within fleeting_seconds
+    fleeting_seconds: tuple[float, float] = (0.05, 0.4)
+    pressure: float = 7.0  # how much heavier the book's pressing side is during a dislocation
+    phantoms_per_hour: float = 4.0  # per asset: a market jump while one venue's feed is held back
+    phantom_lag_seconds: tuple[float, float] = (1.5, 5.0)
     stale_per_hour: float = 3.0  # per venue-market
     outages_per_hour: float = 1.0  # per venue-market
     duplicate_rate: float = 0.002
@@ -239,12 +255,22 @@ def simulate_hour(start: datetime, cfg: SimulatorConfig = SimulatorConfig()) -> 
         targets = rng.integers(0, len(cfg.venues), len(dislocations))
         signs = rng.choice([-1, 1], len(dislocations))
         sizes_bps = rng.uniform(*cfg.dislocation_bps, len(dislocations))
-        for (lo, hi), vi, sign, bps in zip(dislocations, targets, signs, sizes_bps, strict=True):
+        structure = np.random.default_rng([cfg.seed, 3, ai, hour])  # its own stream: the rest stays as it was
+        fleeting = structure.random(len(dislocations)) < cfg.fleeting_share
+        dislocations[fleeting, 1] = dislocations[fleeting, 0] + (
+            structure.uniform(*cfg.fleeting_seconds, fleeting.sum()) * NS
+        ).astype(np.int64)
+        pressure = np.where(fleeting, -signs, signs)  # +1: heavy bids, -1: heavy asks
+        for (lo, hi), vi, sign, bps, short in zip(dislocations, targets, signs, sizes_bps, fleeting, strict=True):
             v = cfg.venues[vi]
-            truths.append((t0 + lo, t0 + hi, asset.base, v.venue, v.market, int(sign), float(bps)))
+            kind = "fleeting" if short else "persistent"
+            truths.append((t0 + lo, t0 + hi, asset.base, v.venue, v.market, int(sign), float(bps), kind))
+        jumps, held_back = _phantoms(structure, cfg, latent)
+        for (lo, hi, vi), bps in zip(held_back, jumps, strict=True):
+            v = cfg.venues[vi]
+            truths.append((t0 + lo, t0 + hi, asset.base, v.venue, v.market, -int(np.sign(bps)), abs(bps), "phantom"))
         for vi, venue in enumerate(cfg.venues):
-            shift = np.zeros(0, dtype=np.int64)
-            mine = dislocations[targets == vi]
+            mine = targets == vi
             frames.append(
                 _venue_messages(
                     np.random.default_rng([cfg.seed, 2, ai, vi, hour]),
@@ -253,13 +279,43 @@ def simulate_hour(start: datetime, cfg: SimulatorConfig = SimulatorConfig()) -> 
                     asset,
                     latent,
                     t0,
-                    mine,
-                    (signs[targets == vi] * sizes_bps[targets == vi]) if len(mine) else shift,
+                    Dislocations(dislocations[mine], signs[mine] * sizes_bps[mine], pressure[mine]),
+                    held_back[held_back[:, 2] == vi, :2],
                 )
             )
     raw = pl.concat([f for f in frames if f.height]).sort("recv_ns", maintain_order=True)
     truth = pl.DataFrame(truths, schema=TRUTH_SCHEMA, orient="row") if truths else pl.DataFrame(schema=TRUTH_SCHEMA)
     return SimulatedHour(raw=raw, truth=truth.sort("start"))
+
+
+@dataclass(frozen=True)
+class Dislocations:
+    """One venue's dislocations in an hour: [start, end) in ns, signed size in bps, and the side of
+    its book that carries the pressure (+1 heavy bids, -1 heavy asks)."""
+
+    windows: np.ndarray
+    bps: np.ndarray
+    pressure: np.ndarray
+
+
+def _phantoms(rng: np.random.Generator, cfg: SimulatorConfig, latent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Market jumps (every venue moves: ``latent`` is shifted in place for the jump's duration) and,
+    for each, one venue whose feed is held back from just before the jump for a few seconds.
+
+    Returns the signed jump sizes in bps and the held-back windows as rows (start, end, venue index);
+    only venues that stamp their own event time are held back, since only there can a reader tell."""
+    timed = [i for i, v in enumerate(cfg.venues) if v.time_unit is not None]
+    k = rng.poisson(cfg.phantoms_per_hour) if timed else 0
+    jumps = rng.choice([-1, 1], k) * rng.uniform(*cfg.dislocation_bps, k)
+    starts = rng.uniform(60 * NS, HOUR_NS - 120 * NS, k).astype(np.int64)
+    durations = (rng.uniform(10.0, 30.0, k) * NS).astype(np.int64)
+    lags = (rng.uniform(*cfg.phantom_lag_seconds, k) * NS).astype(np.int64)
+    venues = rng.choice(timed, k) if k else np.zeros(0, dtype=np.int64)
+    step = NS // 10
+    for start, duration, bps in zip(starts, durations, jumps, strict=True):
+        latent[start // step : (start + duration) // step] += bps * 1e-4
+    held = np.stack([starts - 200_000_000, starts + lags, venues], axis=1) if k else np.zeros((0, 3), np.int64)
+    return jumps, held.astype(np.int64)
 
 
 def _venue_messages(
@@ -269,8 +325,8 @@ def _venue_messages(
     asset: Asset,
     latent: np.ndarray,
     t0: int,
-    dislocations: np.ndarray,
-    dislocation_bps: np.ndarray,
+    dislocations: Dislocations,
+    held_back: np.ndarray,
 ) -> pl.DataFrame:
     n = rng.poisson(v.rate_hz * cfg.rate_scale * 3600)
     event = np.sort(rng.integers(0, HOUR_NS, n))
@@ -280,7 +336,7 @@ def _venue_messages(
     seen = np.clip(event - int(v.latency_ms * 1e6), 0, HOUR_NS - 1)
     log_mid = latent[(seen // (NS // 10)).astype(np.int64)]
     log_mid = log_mid + (v.basis_bps + rng.normal(0.0, v.noise_bps, n)) * 1e-4
-    for (lo, hi), bps in zip(dislocations, dislocation_bps, strict=True):
+    for (lo, hi), bps in zip(dislocations.windows, dislocations.bps, strict=True):
         log_mid[(event >= lo) & (event < hi)] += bps * 1e-4
     stale = _windows(rng, cfg.stale_per_hour, (3.0, 20.0))
     for lo, hi in stale:
@@ -295,6 +351,8 @@ def _venue_messages(
     ask_ticks = np.maximum(np.ceil((mid + half) / tick).astype(np.int64), bid_ticks + 1)
     lot = 10**v.size_decimals
     notional = rng.lognormal(np.log(5_000.0), 1.0, (2, n))
+    for (lo, hi), side in zip(dislocations.windows, dislocations.pressure, strict=True):
+        notional[0 if side > 0 else 1, (event >= lo) & (event < hi)] *= cfg.pressure
     qty_ticks = np.maximum((notional / mid * lot).astype(np.int64), 1)
     for lo, hi in stale:  # a frozen book keeps its sizes too
         idx = np.flatnonzero((event >= lo) & (event < hi))
@@ -302,7 +360,10 @@ def _venue_messages(
             bid_ticks[idx], ask_ticks[idx] = bid_ticks[idx[0]], ask_ticks[idx[0]]
             qty_ticks[:, idx] = qty_ticks[:, idx[:1]]
     # Delivery is in order per connection: receive time never goes backwards.
-    recv = np.maximum.accumulate(event + int(v.latency_ms * 1e6) // 4 + rng.exponential(2e6, n).astype(np.int64))
+    recv = event + int(v.latency_ms * 1e6) // 4 + rng.exponential(2e6, n).astype(np.int64)
+    for lo, hi in held_back:  # the feed is held back, then everything waiting arrives in a burst
+        recv[(event >= lo) & (event < hi)] = hi + int(v.latency_ms * 1e6)
+    recv = np.maximum.accumulate(recv)
     seq = (rng.integers(1_000_000, 9_000_000) + np.cumsum(rng.integers(1, 4, n))) if v.has_seq else None
     if v.time_unit is None:
         event_time = None
