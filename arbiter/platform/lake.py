@@ -175,6 +175,15 @@ class Lake:
             table, label, self.uri_of(final), frame.height, encoded.tell(), frame.head(0).to_arrow().schema
         )
 
+    def write_beside(self, table: str, partition: Partition | None, name: str, payload: bytes) -> str:
+        """Publish a file next to a partition's Parquet (e.g. a model's ``.onnx`` for outside
+        tools), atomically like a partition; returns its URI. Readers of the table ignore it."""
+        if "/" in name or not name or name == PART_FILE:
+            raise LakeError(f"table {table!r}, partition {partition_label(partition)!r}: bad file name {name!r}")
+        final = f"{self.partition_dir(table, partition)}/{name}"
+        self._publish(final, memoryview(payload))
+        return self.uri_of(final)
+
     def _publish(self, final: str, payload: memoryview) -> None:
         """Make ``payload`` the file at ``final`` in one atomic step."""
         if not self.is_local:  # an S3 object appears only once its upload completes

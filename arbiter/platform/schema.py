@@ -279,6 +279,69 @@ INSTRUMENT_CLUSTERS = pa.schema(
     ]
 )
 
+# The policy registry (``learning.registry``): one row per trained policy version, the ONNX bytes
+# with everything needed to use and to judge them; JSON columns hold lists and settings.
+POLICIES = pa.schema(
+    [
+        _f("version", pa.string()),
+        _f("trained_at", UTC_NS),
+        _f("training_run", pa.string()),
+        _f("role", pa.string()),  # challenger (deployable) or fold (a walk-forward fold's model)
+        _f("fold", pa.int64()),
+        _f("seed", pa.int64()),
+        _f("algorithm", pa.string()),
+        _f("onnx", pa.binary()),
+        _f("feature_spec", pa.string()),  # JSON: the ordered input features
+        _f("normalisation", pa.string()),  # JSON: per-feature mean and scale (also inside the graph)
+        _f("execution", pa.string()),  # JSON: notional, sizes, impact and penalty the policy learned with
+        _f("hyperparameters", pa.string()),  # JSON
+        _f("train_start", UTC_NS),
+        _f("train_end", UTC_NS),
+        _f("holdout_start", UTC_NS, nullable=True),
+        _f("holdout_end", UTC_NS, nullable=True),
+        _f("training_partitions", pa.string()),  # JSON: the opportunities partitions trained on
+        _f("code_version", pa.string()),
+        _f("metrics", pa.string()),  # JSON: what training measured (steps/s, curve, ONNX parity)
+    ]
+)
+
+# Every decision about the champion policy: first, promote, keep (the challenger lost, ``reason``
+# says how) or rollback; the newest row's ``champion_version`` is the champion.
+POLICY_CHAMPIONS = pa.schema(
+    [
+        _f("decided_at", UTC_NS),
+        _f("action", pa.string()),
+        _f("champion_version", pa.string(), nullable=True),
+        _f("challenger_version", pa.string(), nullable=True),
+        _f("previous_version", pa.string(), nullable=True),
+        _f("reason", pa.string()),
+        _f("challenger_net_pnl", pa.float64(), nullable=True),
+        _f("champion_net_pnl", pa.float64(), nullable=True),
+    ]
+)
+
+# How each strategy did, per walk-forward fold and pooled, on training and holdout windows (and
+# later in shadow scoring), for the policy version that was judged. Money is in quote currency.
+POLICY_EVALUATION = pa.schema(
+    [
+        _f("policy_version", pa.string()),
+        _f("strategy", pa.string()),
+        _f("window", pa.string()),  # train | holdout | shadow
+        _f("fold", pa.string()),  # 1, 2, ... or pooled
+        _f("oracle_share", pa.float64(), nullable=True),
+        _f("net_pnl", pa.float64()),
+        _f("sharpe", pa.float64()),
+        _f("hit_rate", pa.float64(), nullable=True),
+        _f("max_drawdown", pa.float64()),
+        _f("turnover", pa.float64()),
+        _f("trades", pa.int64()),
+        _f("decisions", pa.int64()),
+        _f("seeds", pa.int64()),  # the policy's figures are the median over this many seeds
+        _f("params", pa.string()),  # JSON: the strategy's tuned parameters
+        _f("evaluated_at", UTC_NS),
+    ]
+)
+
 CONTRACT: dict[str, pa.Schema] = {
     "instruments": INSTRUMENTS,
     "quotes": QUOTES,
@@ -295,6 +358,9 @@ CONTRACT: dict[str, pa.Schema] = {
     "image_features": IMAGE_FEATURES,
     "entity_clusters": ENTITY_CLUSTERS,
     "instrument_clusters": INSTRUMENT_CLUSTERS,
+    "policies": POLICIES,
+    "policy_champions": POLICY_CHAMPIONS,
+    "policy_evaluation": POLICY_EVALUATION,
 }
 
 
