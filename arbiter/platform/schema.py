@@ -279,6 +279,48 @@ INSTRUMENT_CLUSTERS = pa.schema(
     ]
 )
 
+# The features of a pair of markets of one entity at a decision (``arbiter.platform.features``
+# computes them, in this order, which is also the policy's input order): the spread both ways after
+# fees, then each leg's state oriented by the trade (the leg bought at its ask, the leg sold at its
+# bid), the lead-lag return difference, and whether funds can move between the venues now.
+PAIR_FEATURES: tuple[str, ...] = (
+    "net_spread_bps",
+    "gross_spread_bps",
+    "fee_bps",
+    "direction",  # +1: buy leg a and sell leg b, -1: the other way
+    *(
+        f"{side}_{name}"
+        for name in ("spread_bps", "imbalance", "ret_bps", "vol_bps", "age_ms", "unchanged_ms")
+        for side in ("buy", "sell")
+    ),
+    "buy_depth_notional",
+    "sell_depth_notional",
+    "lead_lag_bps",
+    "can_move_funds",
+)
+
+# Every moment a pair's net spread was above zero (``arbiter.platform.opportunities``), its features
+# and the realised outcome of acting on it: both legs filled ``latency_ms`` later at the touch and
+# closed ``horizon_ms`` after that, per unit of notional, four taker fees paid. Outcome columns are
+# null where the data does not reach the exit yet. ``training_set`` has the same columns.
+OPPORTUNITIES = pa.schema(
+    [
+        *(_f(name, pa.string()) for name in ("symbol", "pair", "venue_a", "market_a", "venue_b", "market_b")),
+        _f("decision_ts", UTC_NS),
+        *(_f(name, pa.float64(), nullable=True) for name in PAIR_FEATURES),
+        _f("entry_ts", UTC_NS),
+        _f("exit_ts", UTC_NS),
+        *(
+            _f(name, pa.float64(), nullable=True)
+            for name in ("buy_entry", "sell_entry", "buy_exit", "sell_exit", "gross_pnl_bps", "fees_bps")
+        ),
+        _f("net_pnl_bps", pa.float64(), nullable=True),
+        _f("depth_notional", pa.float64(), nullable=True),
+        _f("latency_ms", pa.float64()),
+        _f("horizon_ms", pa.float64()),
+    ]
+)
+
 # The policy registry (``learning.registry``): one row per trained policy version, the ONNX bytes
 # with everything needed to use and to judge them; JSON columns hold lists and settings.
 POLICIES = pa.schema(
@@ -358,6 +400,8 @@ CONTRACT: dict[str, pa.Schema] = {
     "image_features": IMAGE_FEATURES,
     "entity_clusters": ENTITY_CLUSTERS,
     "instrument_clusters": INSTRUMENT_CLUSTERS,
+    "opportunities": OPPORTUNITIES,
+    "training_set": OPPORTUNITIES,
     "policies": POLICIES,
     "policy_champions": POLICY_CHAMPIONS,
     "policy_evaluation": POLICY_EVALUATION,
