@@ -379,6 +379,7 @@ POLICY_EVALUATION = pa.schema(
         _f("trades", pa.int64()),
         _f("decisions", pa.int64()),
         _f("seeds", pa.int64()),  # the policy's figures are the median over this many seeds
+        _f("median_seed", pa.int64(), nullable=True),  # the seed with the median holdout net P&L
         _f("params", pa.string()),  # JSON: the strategy's tuned parameters
         _f("evaluated_at", UTC_NS),
     ]

@@ -194,6 +194,7 @@ PINNED = {
         ("trades", I64, False),
         ("decisions", I64, False),
         ("seeds", I64, False),
+        ("median_seed", I64, True),
         ("params", S, False),
         ("evaluated_at", TS, False),
     ],

@@ -174,13 +174,13 @@ class SimulatorConfig:
     assets: tuple[Asset, ...] = ASSETS
     venues: tuple[Venue, ...] = VENUES
     rate_scale: float = 1.0  # multiplies every venue's update rate (tests use less, benchmarks more)
-    dislocations_per_hour: float = 8.0  # per asset
+    dislocations_per_hour: float = 30.0  # per asset
     dislocation_bps: tuple[float, float] = (40.0, 160.0)
     dislocation_seconds: tuple[float, float] = (1.0, 8.0)
-    fleeting_share: float = 0.5  # dislocations that close within fleeting_seconds
+    fleeting_share: float = 0.4  # dislocations that close within fleeting_seconds
     fleeting_seconds: tuple[float, float] = (0.05, 0.4)
     pressure: float = 7.0  # how much heavier the book's pressing side is during a dislocation
-    phantoms_per_hour: float = 4.0  # per asset: a market jump while one venue's feed is held back
+    phantoms_per_hour: float = 8.0  # per asset: a market jump while one venue's feed is held back
     phantom_lag_seconds: tuple[float, float] = (1.5, 5.0)
     stale_per_hour: float = 3.0  # per venue-market
     outages_per_hour: float = 1.0  # per venue-market
