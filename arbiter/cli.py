@@ -275,6 +275,52 @@ def catalog(path: str, lake: str | None) -> None:
     click.echo(f"{path}: {len(names)} views ({', '.join(names)}) over {settings.lake}")
 
 
+@cli.group()
+def policy() -> None:
+    """The RL policy's champion: its history, and rolling it back."""
+
+
+@policy.command("history")
+@lake_option
+def policy_history(lake: str | None) -> None:
+    """Every decision about the champion (first, promote, keep, rollback), oldest first."""
+    from arbiter.platform.learning import registry
+
+    settings = _settings(None, lake)
+    decisions = registry.history(Lake(settings.lake))
+    if decisions.is_empty():
+        raise click.ClickException(f"no champion decisions in {settings.lake} yet: materialise champion_policy")
+    for row in decisions.iter_rows(named=True):
+        champion = row["champion_version"] or "-"
+        click.echo(f"{row['decided_at']:%Y-%m-%d %H:%M:%S}  {row['action']:<8}  {champion:<12}  {row['reason']}")
+
+
+@policy.command("rollback")
+@click.option("--reason", default="rolled back by an operator", show_default=True, help="Recorded with the decision.")
+@home_option
+@lake_option
+def policy_rollback(reason: str, home: str | None, lake: str | None) -> None:
+    """Make the previous champion the champion again: one run of the rollback_champion job."""
+    from arbiter.definitions import build_definitions
+    from arbiter.instance import open_instance
+    from arbiter.platform.learning import registry
+
+    settings = _settings(home, lake)
+    job = build_definitions(settings=settings).get_job_def("rollback_champion")
+    result = job.execute_in_process(
+        instance=open_instance(settings.dagster_home),
+        run_config={"ops": {"rollback_champion": {"config": {"reason": reason}}}},
+        raise_on_error=False,
+    )
+    if not result.success:
+        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+        while failure.cause is not None:
+            failure = failure.cause
+        raise click.ClickException(" ".join(failure.message.split()))
+    last = registry.history(Lake(settings.lake)).row(-1, named=True)
+    click.echo(f"champion is {last['champion_version']} again (was {last['previous_version']}); run {result.run_id}")
+
+
 @cli.command()
 @click.option("--only", help="Comma-separated figure names (see benchmarks/README.md).")
 def bench(only: str | None) -> None:

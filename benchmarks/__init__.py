@@ -9,7 +9,15 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 
-from benchmarks import capture_figures, cluster_figures, enrich_figures, image_figures, lake_figures, rest_soak
+from benchmarks import (
+    capture_figures,
+    cluster_figures,
+    enrich_figures,
+    image_figures,
+    lake_figures,
+    learning_figures,
+    rest_soak,
+)
 
 # name -> function returning that figure's record (value, unit, details)
 FIGURES: dict[str, Callable[[], dict]] = {
@@ -27,6 +35,8 @@ FIGURES: dict[str, Callable[[], dict]] = {
     "image_features_per_s": image_figures.image_features_per_s,
     "image_holdout_accuracy": image_figures.image_holdout_accuracy,
     "image_near_duplicate_f1": image_figures.image_near_duplicate_f1,
+    "rl_train_steps_per_s": learning_figures.rl_train_steps_per_s,
+    "policy_eval_1m_decisions_s": learning_figures.policy_eval_1m_decisions_s,
 }
 
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 # A small demo profile keeps the suite fast; the README's demo runs the full one.
-SMALL_DEMO = {"ARBITER_SIM_RATE_SCALE": "0.05", "ARBITER_DEMO_HOURS": "2"}
+SMALL_DEMO = {"ARBITER_SIM_RATE_SCALE": "0.05", "ARBITER_DEMO_HOURS": "2", "ARBITER_RL_TIMESTEPS": "2000"}
 
 
 def free_port() -> int:

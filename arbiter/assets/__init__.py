@@ -9,6 +9,14 @@ from arbiter.assets.enrichment import (
     instrument_clusters,
 )
 from arbiter.assets.file_feeds import file_rows, landed_file
+from arbiter.assets.learning import (
+    champion_policy,
+    feature_drift,
+    opportunities,
+    policy_evaluation,
+    rl_policy,
+    training_set,
+)
 from arbiter.assets.network_sources import source_rows, source_snapshots
 from arbiter.assets.quotes import normalised_quotes
 from arbiter.assets.reference import instruments
@@ -26,5 +34,7 @@ INGESTION = [
     source_rows,
 ]
 ENRICHMENT = [document_events, image_classifier, image_features, entity_clusters, instrument_clusters]
+LEARNING = [opportunities, training_set, rl_policy, policy_evaluation, champion_policy]
+LEARNING_CHECKS = [feature_drift]
 ANALYTICS = [market_stats_daily]
-ALL = [*INGESTION, *ENRICHMENT, *ANALYTICS]
+ALL = [*INGESTION, *ENRICHMENT, *LEARNING, *LEARNING_CHECKS, *ANALYTICS]

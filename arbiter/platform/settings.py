@@ -36,6 +36,7 @@ class Settings:
     rest_symbols: str  # canonical symbols the REST sources poll, comma-separated
     rest_base_urls: str  # venue=url,... replacing venues' own base URLs
     announcement_urls: str  # announcement index pages or listings to crawl, comma-separated
+    rl_timesteps: int  # environment steps per policy trained (one per walk-forward fold and seed)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,4 +51,5 @@ class Settings:
             rest_symbols=os.environ.get("ARBITER_REST_SYMBOLS") or "BTC-USDT,ETH-USDT,SOL-USDT",
             rest_base_urls=os.environ.get("ARBITER_REST_BASE_URLS", ""),
             announcement_urls=os.environ.get("ARBITER_ANNOUNCEMENT_URLS", ""),
+            rl_timesteps=int(_float("ARBITER_RL_TIMESTEPS", 60_000)),
         )

@@ -4,6 +4,7 @@ from arbiter.platform.settings import Settings
 from arbiter.resources.enrichment import ClusterResource, ExtractorResource, ImageResource
 from arbiter.resources.io_manager import LakeIOManager
 from arbiter.resources.lake import DuckDBResource, LakeResource, LandingResource, NetworkResource, SimulatorResource
+from arbiter.resources.learning import LearningResource
 
 
 def build_resources(settings: Settings | None = None) -> dict:
@@ -27,6 +28,7 @@ def build_resources(settings: Settings | None = None) -> dict:
         "extractor": ExtractorResource(),
         "images": ImageResource(),
         "clustering": ClusterResource(),
+        "learning": LearningResource(total_timesteps=settings.rl_timesteps),
     }
 
 
@@ -38,6 +40,7 @@ __all__ = [
     "LakeIOManager",
     "LakeResource",
     "LandingResource",
+    "LearningResource",
     "NetworkResource",
     "SimulatorResource",
     "build_resources",
