@@ -309,7 +309,7 @@ def policy_rollback(reason: str, home: str | None, lake: str | None) -> None:
     job = build_definitions(settings=settings).get_job_def("rollback_champion")
     result = job.execute_in_process(
         instance=open_instance(settings.dagster_home),
-        run_config={"ops": {"rollback_champion": {"config": {"reason": reason}}}},
+        run_config={"ops": {"restore_previous_champion": {"config": {"reason": reason}}}},
         raise_on_error=False,
     )
     if not result.success:

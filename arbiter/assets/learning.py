@@ -370,7 +370,7 @@ def champion_policy(context: dg.AssetExecutionContext, lake: LakeResource, learn
     required_resource_keys={"lake"},
     description="Make the previous champion the champion again (recorded in policy_champions).",
 )
-def rollback_champion(context: dg.OpExecutionContext) -> None:
+def restore_previous_champion(context: dg.OpExecutionContext) -> None:
     decision = registry.rollback(context.resources.lake.lake(), context.op_config["reason"])
     context.log.info(f"champion is {decision.champion_version} again (was {decision.previous_version})")
 
@@ -380,7 +380,7 @@ def rollback_champion(context: dg.OpExecutionContext) -> None:
     description="Roll the champion policy back to the one it replaced; run again to go further back.",
 )
 def rollback_champion_job():
-    rollback_champion()
+    restore_previous_champion()
 
 
 @dg.asset_check(
