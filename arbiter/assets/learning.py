@@ -362,7 +362,13 @@ def champion_policy(context: dg.AssetExecutionContext, lake: LakeResource, learn
             "history": dg.MetadataValue.md(_markdown(history.tail(10))),
         }
     )
-    yield dg.AssetCheckResult(check_name="has_champion", passed=decision.champion_version is not None)
+    # a warning, not an error: no champion is a state to act on (keep trading rules), not bad data
+    yield dg.AssetCheckResult(
+        check_name="has_champion",
+        passed=decision.champion_version is not None,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"reason": decision.reason},
+    )
 
 
 @dg.op(
