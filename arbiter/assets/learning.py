@@ -22,7 +22,14 @@ from arbiter.resources.lake import LakeResource
 from arbiter.resources.learning import LearningResource
 
 NS = 1_000_000_000
-WARM_UP = timedelta(seconds=30)  # quotes before the hour, so the first decisions have full windows
+WARM_UP = timedelta(seconds=30)
+# what every learning asset shares: its group (and code location), owner and run-queue tag
+STAGE = {
+    "group_name": "learning",
+    "code_version": "1",
+    "owners": ["team:quant"],
+    "op_tags": {"arbiter/stage": "learning"},
+}  # quotes before the hour, so the first decisions have full windows
 
 
 def read_quotes(lake: Lake, start_ns: int, end_ns: int) -> pl.DataFrame:
@@ -54,10 +61,7 @@ def blocking(lake: Lake) -> pl.DataFrame | None:
         "instruments",
         "document_events",
     ],
-    group_name="learning",
-    code_version="1",
-    owners=["team:quant"],
-    op_tags={"arbiter/stage": "learning"},
+    **STAGE,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec(
@@ -133,10 +137,7 @@ def _markdown(frame: pl.DataFrame) -> str:
 
 @dg.asset(
     deps=["opportunities"],
-    group_name="learning",
-    code_version="1",
-    owners=["team:quant"],
-    op_tags={"arbiter/stage": "learning"},
+    **STAGE,
     check_specs=[
         dg.AssetCheckSpec(
             "enough_for_the_folds",
@@ -200,10 +201,7 @@ def _latest_challenger(lake: Lake) -> registry.PolicyRecord:
 
 @dg.asset(
     deps=["training_set"],
-    group_name="learning",
-    code_version="1",
-    owners=["team:quant"],
-    op_tags={"arbiter/stage": "learning"},
+    **STAGE,
     check_specs=[
         dg.AssetCheckSpec(
             "onnx_matches_torch",
@@ -261,10 +259,7 @@ def rl_policy(context: dg.AssetExecutionContext, lake: LakeResource, learning: L
 
 @dg.asset(
     deps=["rl_policy"],
-    group_name="learning",
-    code_version="1",
-    owners=["team:quant"],
-    op_tags={"arbiter/stage": "learning"},
+    **STAGE,
     check_specs=[
         dg.AssetCheckSpec(
             "beats_best_baseline",
@@ -332,10 +327,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, lake: LakeResource, lea
 
 @dg.asset(
     deps=["policy_evaluation"],
-    group_name="learning",
-    code_version="1",
-    owners=["team:quant"],
-    op_tags={"arbiter/stage": "learning"},
+    **STAGE,
     check_specs=[
         dg.AssetCheckSpec("has_champion", asset="champion_policy", description="a champion policy is in place")
     ],
