@@ -191,14 +191,6 @@ def training_partitions(lake: Lake) -> list[str]:
     return json.loads((lake.stamp_of("training_set") or {}).get("partitions", "[]"))
 
 
-def _latest_challenger(lake: Lake) -> registry.PolicyRecord:
-    listed = registry.policies(lake)
-    challengers = listed.filter(pl.col("role") == "challenger") if not listed.is_empty() else listed
-    if challengers.is_empty():
-        raise dg.Failure("no challenger policy is stored yet; materialise rl_policy first")
-    return registry.load_policy(lake, challengers.get_column("version")[0])
-
-
 @dg.asset(
     deps=["training_set"],
     **STAGE,
@@ -274,7 +266,7 @@ def rl_policy(context: dg.AssetExecutionContext, lake: LakeResource, learning: L
 )
 def policy_evaluation(context: dg.AssetExecutionContext, lake: LakeResource, learning: LearningResource):
     store = lake.lake()
-    challenger = _latest_challenger(store)
+    challenger = registry.latest_challenger(store)
     frame = store.read("training_set")
     evaluation = lifecycle.judge(
         store,
@@ -338,7 +330,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, lake: LakeResource, lea
 )
 def champion_policy(context: dg.AssetExecutionContext, lake: LakeResource, learning: LearningResource):
     store = lake.lake()
-    challenger = _latest_challenger(store)
+    challenger = registry.latest_challenger(store)
     frame = store.read("training_set")
     holdout = frame.filter(
         pl.col("decision_ts").is_between(challenger.holdout_start, challenger.holdout_end, closed="both")

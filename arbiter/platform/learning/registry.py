@@ -91,6 +91,15 @@ def policies(lake: Lake) -> pl.DataFrame:
     return lake.read(POLICIES).drop("onnx").sort("trained_at", descending=True)
 
 
+def latest_challenger(lake: Lake) -> PolicyRecord:
+    """The newest training run's deployable model."""
+    listed = policies(lake)
+    challengers = listed.filter(pl.col("role") == "challenger") if not listed.is_empty() else listed
+    if challengers.is_empty():
+        raise RegistryError(f"no challenger policy is stored in {lake.uri} yet; materialise rl_policy first")
+    return load_policy(lake, challengers.get_column("version")[0])
+
+
 def run_policies(lake: Lake, training_run: str) -> dict[tuple[int, int], PolicyRecord]:
     """The models of one training run by (fold, seed)."""
     listed = policies(lake)
